@@ -1,0 +1,25 @@
+"""Attack registry: ``create(name, **options)``; importing this package registers every family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..registry import Registry
+from .base import Attack, ThreatModel
+
+REGISTRY: Registry[Attack] = Registry("attack")
+register = REGISTRY.register
+
+
+def create(name: str, **options: Any) -> Attack:
+    atk = REGISTRY.create(name, **options)
+    atk.registry_name = name  # type: ignore[attr-defined]
+    atk.options = dict(options)  # type: ignore[attr-defined]
+    return atk
+
+
+def entries():
+    return REGISTRY.entries()
+
+
+from . import degradations, gradient  # noqa: E402,F401

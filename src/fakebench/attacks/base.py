@@ -1,0 +1,142 @@
+"""The :class:`Attack` interface and its threat model.
+
+``attack(detector, x, y) -> x_adv``: ``x`` is (N, 3, H, W) in [0, 1], ``y`` is (N,) with 1 =
+synthetic, 0 = real. Budgets are in pixel units of the [0, 1] input (eps = 8/255 is eight grey
+levels). Which samples are attacked follows ``direction``:
+
+- ``evade``: synthetic images (y = 1) are pushed towards "real" (lower logit);
+- ``spoof``: real images (y = 0) are pushed towards "synthetic" (higher logit);
+- ``both``: every image is pushed towards the opposite of its label.
+
+Samples outside the direction are returned unchanged. Degradations (JPEG, resize, blur) are
+attacks with ``direction = "all"``: they touch every image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import ConfigError
+
+DIRECTIONS = ("evade", "spoof", "both", "all")
+NORMS = ("linf", "l2", "l0", "patch", "none")
+
+
+@dataclass
+class ThreatModel:
+    """What the attacker may do. Budgets in [0, 1] pixel units."""
+
+    direction: str = "evade"
+    norm: str = "linf"
+    eps: float = 8 / 255
+    steps: int = 10
+    step_size: float | None = None  # default: 2.5 * eps / steps (Madry et al.)
+    restarts: int = 1
+    random_start: bool = False
+    loss: str = "score"  # "score": push the logit; "margin": stop pushing past ``kappa``
+    kappa: float = 0.0
+    quantize: bool = True  # return images on the 8-bit grid (what a saved PNG holds)
+    eot: list[dict[str, Any]] = field(default_factory=list)  # transforms to optimise through
+    eot_samples: int = 1
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ConfigError(f"direction: {self.direction!r} is not one of {DIRECTIONS}")
+        if self.norm not in NORMS:
+            raise ConfigError(f"norm: {self.norm!r} is not one of {NORMS}")
+        if not (self.eps >= 0):
+            raise ConfigError(f"eps: must be >= 0, got {self.eps}")
+        if int(self.steps) < 0:
+            raise ConfigError(f"steps: must be >= 0, got {self.steps}")
+        if self.loss not in ("score", "margin"):
+            raise ConfigError(f"loss: {self.loss!r} is not 'score' or 'margin'")
+        if self.restarts < 1:
+            raise ConfigError(f"restarts: must be >= 1, got {self.restarts}")
+
+    @property
+    def alpha(self) -> float:
+        return float(self.step_size) if self.step_size is not None else 2.5 * self.eps / max(int(self.steps), 1)
+
+
+def target_mask(y: torch.Tensor, direction: str) -> torch.Tensor:
+    """Boolean (N,) mask of the samples an attack with ``direction`` modifies."""
+    y = y.long()
+    if direction == "evade":
+        return y == 1
+    if direction == "spoof":
+        return y == 0
+    return torch.ones_like(y, dtype=torch.bool)
+
+
+def push_sign(y: torch.Tensor, direction: str) -> torch.Tensor:
+    """+1 where the attacker wants a higher logit (towards synthetic), -1 for lower. (N,) float."""
+    y = y.float()
+    if direction == "evade":
+        return -torch.ones_like(y)
+    if direction == "spoof":
+        return torch.ones_like(y)
+    return 1.0 - 2.0 * y  # opposite of the label
+
+
+def attack_loss(logits: torch.Tensor, sign: torch.Tensor, loss: str = "score", kappa: float = 0.0) -> torch.Tensor:
+    """Per-sample loss the attacker maximises: ``sign * logit`` (optionally capped at ``kappa``)."""
+    z = sign * logits
+    if loss == "margin":
+        z = torch.clamp(z, max=kappa)
+    return z
+
+
+def quantize_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Round to the 8-bit grid, staying float in [0, 1]."""
+    return torch.round(x.clamp(0, 1) * 255.0) / 255.0
+
+
+class Attack:
+    """Base class: subclasses implement :meth:`run` on the targeted samples only.
+
+    ``queries`` (N,) int tensor is set after each call: model evaluations spent per sample.
+    """
+
+    name: ClassVar[str] = "attack"
+    paper: ClassVar[str] = ""
+    needs_gradients: ClassVar[bool] = True
+
+    def __init__(self, threat: ThreatModel | None = None, seed: int = 0) -> None:
+        self.threat = threat or ThreatModel()
+        self.seed = int(seed)
+        self.queries: torch.Tensor | None = None
+
+    def params(self) -> dict[str, Any]:
+        """JSON-able parameters that identify this attack configuration (store key)."""
+        return {"threat": asdict(self.threat), "seed": self.seed}
+
+    def __call__(self, detector: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"attack input must be (N, 3, H, W), got {tuple(x.shape)}")
+        mask = target_mask(y, self.threat.direction)
+        out = x.detach().clone()
+        self.queries = torch.zeros(len(x), dtype=torch.long)
+        if mask.any():
+            if generator is None:
+                generator = torch.Generator().manual_seed(self.seed)
+            idx = mask.nonzero().flatten()
+            was = detector.training
+            detector.eval()
+            try:
+                adv, q = self.run(detector, x[idx].detach(), y[idx], generator)
+            finally:
+                detector.train(was)
+            if self.threat.quantize:
+                adv = quantize_tensor(adv)
+            out[idx] = adv.detach().clamp(0, 1)
+            self.queries[idx] = q
+        return out
+
+    def run(self, detector: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | int]:  # pragma: no cover
+        """Attack every sample of ``x`` (all targeted). Returns (x_adv, queries per sample)."""
+        raise NotImplementedError

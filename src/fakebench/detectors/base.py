@@ -1,0 +1,135 @@
+"""The :class:`Detector` interface shared by every detector family.
+
+A detector is a ``torch.nn.Module`` whose ``forward(x)`` takes RGB images as float tensors in
+[0, 1], shape (N, 3, H, W), and returns one logit per image, shape (N,); > 0 means synthetic.
+All preprocessing (normalisation, resizing, cropping, patch averaging, fusion) lives inside
+``forward`` so that gradients flow back to raw pixels and attack budgets are in pixel units.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Detector(nn.Module):
+    """Base class. Subclasses set ``paper`` and implement ``forward``.
+
+    Attributes:
+        differentiable: False for detectors whose score has no useful gradient (SVM on
+            hand-made features, geometric analyzers); those are attacked by black-box attacks.
+        threshold: decision threshold on the logit calibrated on validation data (0.0 when
+            uncalibrated). Stored in the checkpoint config.
+        registry_name / options: set by :func:`fakebench.detectors.create`, so that
+            :meth:`save` / :func:`load` can rebuild the same architecture.
+    """
+
+    paper: ClassVar[str] = ""
+    differentiable: ClassVar[bool] = True
+    non_differentiable_reason: ClassVar[str] = ""
+    #: default training recipe (see fakebench.train.TrainConfig) for this family
+    train_recipe: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.registry_name: str = type(self).__name__.lower()
+        self.options: dict[str, Any] = {}
+        self.threshold: float = 0.0
+        self.meta: dict[str, Any] = {}
+
+    # -- interface -------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Logits for a (possibly large) batch without building a graph; eval mode."""
+        was = self.training
+        self.eval()
+        out = torch.cat([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        self.train(was)
+        return out
+
+    def feature_layers(self) -> dict[str, nn.Module]:
+        """Named internal layers usable by feature-space attacks (mimicry) and defenses."""
+        return {}
+
+    # -- persistence -----------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            "detector": self.registry_name,
+            "options": self.options,
+            "threshold": float(self.threshold),
+            "meta": self.meta,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` into ``directory``."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.state_dict().items()}
+        save_file(state, str(d / WEIGHTS_FILE))
+        (d / CONFIG_FILE).write_text(json.dumps(self.config_dict(), indent=2, sort_keys=True))
+        return d
+
+
+def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``; on any mismatch raise one clear line naming ``source``."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        raise CheckpointError(f"{source}: checkpoint does not match {type(model).__name__}: " + "; ".join(parts))
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise CheckpointError(
+                f"{source}: shape mismatch for {k!r}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+            )
+    model.load_state_dict(state, strict=True)
+
+
+def torch_load_safe(path: str | Path) -> Any:
+    """``torch.load`` with ``weights_only=True`` (never unpickles arbitrary objects)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: checkpoint file not found")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(p))
+    try:
+        return torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, zip errors...
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{p}: cannot load safely with weights_only=True ({first})") from None
+
+
+def strip_prefix(state: dict[str, torch.Tensor], prefixes: tuple[str, ...] = ("module.", "model.")) -> dict[str, torch.Tensor]:
+    """Remove DataParallel / wrapper prefixes from state-dict keys."""
+    out = {}
+    for k, v in state.items():
+        for p in prefixes:
+            if k.startswith(p):
+                k = k[len(p) :]
+                break
+        out[k] = v
+    return out

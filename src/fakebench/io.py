@@ -1,0 +1,155 @@
+"""Safe image decoding and 8-bit-exact saving.
+
+Every decoder failure raises :class:`~fakebench.errors.ImageLoadError` whose message is one
+line, ``"<path>: <reason>"``. Images come back as RGB float32 arrays of shape (H, W, 3) in
+[0, 1] with EXIF orientation applied.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageLoadError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Default refusal threshold for decompression bombs (pixels). 16k x 16k.
+DEFAULT_MAX_PIXELS = 16384 * 16384
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".bmp")
+
+
+def is_image_file(path: PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Convert any PIL mode to float32 RGB in [0, 1], keeping 16-bit precision."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(img, dtype=np.uint16).astype(np.float32) / 65535.0
+        return np.repeat(arr[..., None], 3, axis=2)
+    if mode == "I":  # 32-bit int; PNG 16-bit greyscale often decodes to this
+        arr = np.asarray(img, dtype=np.int64)
+        scale = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr.astype(np.float32) / scale, 0.0, 1.0)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError("float image contains NaN or inf")
+        arr = np.clip(arr / (255.0 if arr.max(initial=0) > 1.0 else 1.0), 0.0, 1.0)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        # composite on white, the usual rendering of transparent areas
+        img = img.convert("RGBA")
+        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, img)
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # L, P, CMYK (PIL inverts Adobe CMYK), YCbCr, 1, ...
+    return np.asarray(img, dtype=np.uint8).astype(np.float32) / 255.0
+
+
+def _open_16bit_rgb_png(path: Path) -> np.ndarray | None:
+    """PIL cannot hold 16-bit RGB(A); read such PNGs with imageio/skimage if available."""
+    try:
+        from skimage import io as skio
+    except Exception:  # pragma: no cover - scikit-image is a dependency
+        return None
+    arr = skio.imread(str(path))
+    if arr.dtype != np.uint16:
+        return None
+    arr = arr.astype(np.float32) / 65535.0
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 4:
+        a = arr[..., 3:4]
+        arr = arr[..., :3] * a + (1.0 - a)
+    elif arr.shape[2] == 2:
+        a = arr[..., 1:2]
+        arr = np.repeat(arr[..., :1] * a + (1.0 - a), 3, axis=2)
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` to an RGB float32 array (H, W, 3) in [0, 1].
+
+    Handles PNG 8/16-bit, JPEG (incl. CMYK), WebP, TIFF, GIF (first frame), greyscale,
+    palette and alpha (composited on white). EXIF orientation is applied. Images with more
+    than ``max_pixels`` pixels are refused before decoding (decompression bombs).
+
+    Raises:
+        ImageLoadError: one line naming the file and the cause.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ImageLoadError(p, "file not found")
+    if p.is_dir():
+        raise ImageLoadError(p, "is a directory, not an image")
+    if p.stat().st_size == 0:
+        raise ImageLoadError(p, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                w, h = img.size
+                if w < 1 or h < 1:
+                    raise ImageLoadError(p, f"invalid size {w}x{h}")
+                if w * h > max_pixels:
+                    raise ImageLoadError(
+                        p, f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}"
+                    )
+                if getattr(img, "n_frames", 1) > 1:
+                    img.seek(0)
+                fmt = img.format
+                mode = img.mode
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                if fmt == "PNG" and mode in ("RGB", "RGBA") and img.info.get("bits", 8) == 16:
+                    arr16 = _open_16bit_rgb_png(p)
+                    if arr16 is not None:
+                        return arr16
+                arr = _to_rgb_array(img)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(p, "not a recognised image format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(p, f"decompression bomb refused ({exc})".replace("\n", " ")) from None
+    except OSError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageLoadError(p, f"corrupt or truncated image ({msg})") from None
+    except (ValueError, SyntaxError, MemoryError, EOFError) as exc:
+        raise ImageLoadError(p, f"cannot decode ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not np.isfinite(arr).all():  # pragma: no cover - defensive
+        raise ImageLoadError(p, "decoded pixels contain NaN or inf")
+    return arr
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Float [0,1] (H,W,3) or (3,H,W) -> uint8 (H,W,3), rounding to the nearest grey level."""
+    a = np.asarray(arr)
+    if a.dtype == np.uint8:
+        return a
+    if a.ndim == 3 and a.shape[0] == 3 and a.shape[2] != 3:
+        a = np.transpose(a, (1, 2, 0))
+    return np.clip(np.rint(a.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_png(path: PathLike, arr: np.ndarray) -> Path:
+    """Save an RGB image losslessly. Float input is rounded to the 8-bit grid, so that
+    ``load_image(save_png(p, x))`` equals ``quantize(x)`` exactly."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(arr), mode="RGB").save(p, format="PNG", compress_level=1)
+    return p
+
+
+def quantize(arr: np.ndarray) -> np.ndarray:
+    """Round a float [0,1] array to the 8-bit grid (what a saved PNG holds), keeping float32."""
+    return (to_uint8(arr).astype(np.float32) / 255.0)
