@@ -23,3 +23,19 @@ def entries():
 
 
 from . import degradations, gradient  # noqa: E402,F401
+
+
+class _Identity(Attack):
+    name = "none"
+    needs_gradients = False
+
+    def params(self):
+        return {}
+
+    def run(self, detector, x, y, generator):
+        return x, 0
+
+
+@register("none", "no attack: the clean images (baseline row)")
+def _none() -> Attack:
+    return _Identity(ThreatModel(direction="all", norm="none", eps=0.0, steps=0, quantize=False))

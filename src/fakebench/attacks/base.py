@@ -94,6 +94,25 @@ def quantize_tensor(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * 255.0) / 255.0
 
 
+def quantize_within_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Round ``x_adv`` to the 8-bit grid without leaving the Linf ball of radius ``eps`` around
+    ``x``: the result is the nearest grid value inside [x - eps, x + eps] (clamped to [0, 1]).
+    Where no grid value lies in the ball (``x`` off-grid and eps < 1/255) ``x`` is rounded."""
+    q = quantize_tensor(x_adv)
+    lo = torch.ceil(((x - eps).clamp(0, 1) * 255.0) - 1e-4) / 255.0
+    hi = torch.floor(((x + eps).clamp(0, 1) * 255.0) + 1e-4) / 255.0
+    ok = lo <= hi
+    q = torch.where(ok, torch.minimum(torch.maximum(q, lo), hi), quantize_tensor(x))
+    return q
+
+
+def split_threat(options: dict[str, Any]) -> tuple[ThreatModel, dict[str, Any]]:
+    """Split constructor keyword arguments into ThreatModel fields and the rest."""
+    names = set(ThreatModel.__dataclass_fields__)
+    threat = ThreatModel(**{k: v for k, v in options.items() if k in names})
+    return threat, {k: v for k, v in options.items() if k not in names}
+
+
 class Attack:
     """Base class: subclasses implement :meth:`run` on the targeted samples only.
 
@@ -108,6 +127,20 @@ class Attack:
         self.threat = threat or ThreatModel()
         self.seed = int(seed)
         self.queries: torch.Tensor | None = None
+
+    def loss(self, detector: torch.nn.Module, x_adv: torch.Tensor, sign: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Per-sample attacker objective (to maximise), averaged over the EOT transforms when
+        the threat model lists any (``fakebench.attacks.eot``)."""
+        t = self.threat
+        if not t.eot:
+            return attack_loss(detector(x_adv), sign, t.loss, t.kappa)
+        from .eot import apply_eot  # local import: EOT pulls in kornia
+
+        total = 0.0
+        for _ in range(max(int(t.eot_samples), 1)):
+            total = total + attack_loss(detector(apply_eot(x_adv, t.eot, generator)), sign, t.loss, t.kappa)
+        return total / max(int(t.eot_samples), 1)
 
     def params(self) -> dict[str, Any]:
         """JSON-able parameters that identify this attack configuration (store key)."""
@@ -131,9 +164,17 @@ class Attack:
             finally:
                 detector.train(was)
             if self.threat.quantize:
-                adv = quantize_tensor(adv)
+                if self.threat.norm == "linf":
+                    adv = quantize_within_linf(adv, x[idx], self.threat.eps)
+                else:
+                    adv = quantize_tensor(adv)
+            if adv.shape[1:] != x.shape[1:]:  # size-changing processing (resize): all-or-nothing
+                if not bool(mask.all()):
+                    raise ValueError(f"{self.name}: changes the image size, so it must touch every image")
+                self.queries[:] = torch.as_tensor(q)
+                return adv.detach().clamp(0, 1)
             out[idx] = adv.detach().clamp(0, 1)
-            self.queries[idx] = q
+            self.queries[idx] = torch.as_tensor(q)
         return out
 
     def run(self, detector: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -1,0 +1,141 @@
+"""Resumable results store (SQLite, standard library).
+
+One row per (run, detector, attack, params, sample). Work is committed in chunks: a chunk's
+rows and its completion marker are written in ONE transaction, so a process killed at any
+moment (SIGKILL included) leaves either the whole chunk or nothing, and a restart skips exactly
+the finished chunks: no duplicates, no lost rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run TEXT PRIMARY KEY, config TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS detectors (
+    run TEXT NOT NULL, detector TEXT NOT NULL, threshold REAL, config TEXT,
+    PRIMARY KEY (run, detector));
+CREATE TABLE IF NOT EXISTS results (
+    run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
+    sample TEXT NOT NULL, label INTEGER NOT NULL, generator TEXT,
+    score_clean REAL, score_adv REAL, l0 REAL, l2 REAL, linf REAL, psnr REAL,
+    queries INTEGER, seconds REAL,
+    PRIMARY KEY (run, detector, attack, params, sample));
+CREATE TABLE IF NOT EXISTS chunks (
+    run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
+    chunk INTEGER NOT NULL, finished REAL NOT NULL,
+    PRIMARY KEY (run, detector, attack, params, chunk));
+CREATE TABLE IF NOT EXISTS bad_samples (
+    run TEXT NOT NULL, sample TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run, sample));
+"""
+
+RESULT_COLUMNS = ("run", "detector", "attack", "params", "sample", "label", "generator", "score_clean",
+                  "score_adv", "l0", "l2", "linf", "psnr", "queries", "seconds")
+
+
+@dataclass(frozen=True)
+class Row:
+    detector: str
+    attack: str
+    params: str
+    sample: str
+    label: int
+    generator: str
+    score_clean: float
+    score_adv: float
+    l0: float
+    l2: float
+    linf: float
+    psnr: float
+    queries: int
+    seconds: float
+
+
+def canonical(params: dict[str, Any]) -> str:
+    """Stable JSON text used as the store key of an attack configuration."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class Store:
+    """Thin wrapper over one SQLite file. Safe for several processes (torchrun shards)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    def ensure_run(self, run: str, config: dict[str, Any]) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?)", (run, canonical(config), time.time()))
+
+    def set_detector(self, run: str, detector: str, threshold: float, config: dict[str, Any]) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO detectors VALUES (?, ?, ?, ?)",
+                          (run, detector, float(threshold), canonical(config)))
+
+    def commit_chunk(self, run: str, detector: str, attack: str, params: str, chunk: int, rows: Iterable[Row]) -> None:
+        """Write ``rows`` and the chunk marker atomically."""
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany(
+                f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
+                [(run, r.detector, r.attack, r.params, r.sample, int(r.label), r.generator, r.score_clean,
+                  r.score_adv, r.l0, r.l2, r.linf, r.psnr, int(r.queries), r.seconds) for r in rows])
+            cur.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)", (run, detector, attack, params, chunk, time.time()))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def add_bad_sample(self, run: str, sample: str, reason: str) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))
+
+    # -- reading ---------------------------------------------------------------------------
+    def done_chunks(self, run: str) -> set[tuple[str, str, str, int]]:
+        cur = self.conn.execute("SELECT detector, attack, params, chunk FROM chunks WHERE run = ?", (run,))
+        return {(d, a, p, int(c)) for d, a, p, c in cur}
+
+    def clean_scores(self, run: str, detector: str) -> dict[str, float]:
+        cur = self.conn.execute("SELECT sample, score_clean FROM results WHERE run = ? AND detector = ? AND attack = 'clean'",
+                                (run, detector))
+        return {s: float(v) for s, v in cur}
+
+    def rows(self, run: str | None = None) -> Iterator[dict[str, Any]]:
+        q = f"SELECT {', '.join(RESULT_COLUMNS)} FROM results"
+        args: tuple[Any, ...] = ()
+        if run is not None:
+            q += " WHERE run = ?"
+            args = (run,)
+        q += " ORDER BY detector, attack, params, sample"
+        for r in self.conn.execute(q, args):
+            yield dict(zip(RESULT_COLUMNS, r))
+
+    def thresholds(self, run: str) -> dict[str, float]:
+        return {d: float(t) for d, t in self.conn.execute("SELECT detector, threshold FROM detectors WHERE run = ?", (run,))}
+
+    def bad_samples(self, run: str) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT sample, reason FROM bad_samples WHERE run = ?", (run,)).fetchall())
+
+    def runs(self) -> list[str]:
+        return [r for (r,) in self.conn.execute("SELECT run FROM runs ORDER BY created")]
+
+    def count(self, run: str) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM results WHERE run = ?", (run,)).fetchone()[0])

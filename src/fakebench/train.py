@@ -1,0 +1,176 @@
+"""Training loop shared by every trainable detector: seeded, validated, early-stopped.
+
+``train_detector`` reads a dataset (any layout :func:`fakebench.data.load_dataset` accepts),
+trains with the detector family's augmentation recipe (overridable), keeps the weights with the
+best validation AUC, calibrates the decision threshold on the validation set (balanced
+accuracy) and saves the detector as safetensors + JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from . import detectors, metrics
+from .data import Sample, load_dataset, select, split_samples
+from .data.dataset import ImageDataset, collate_skip_bad
+from .data.transforms import EvalTransform, TrainTransform
+from .errors import ConfigError, DataError
+from .progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters. ``None`` fields take the detector family's ``train_recipe`` value."""
+
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float = 0.0
+    crop: int | None = None
+    blur_prob: float | None = None
+    jpeg_prob: float | None = None
+    flip: bool = True
+    patience: int = 3
+    seed: int = 0
+    val_fraction: float = 0.15
+    holdout_generators: Sequence[str] = field(default_factory=tuple)
+    eval_batch_size: int = 128
+    progress: bool = True
+
+    def resolved(self, recipe: dict[str, Any]) -> "TrainConfig":
+        defaults = {"batch_size": 64, "lr": 1e-4, "crop": None, "blur_prob": 0.0, "jpeg_prob": 0.0}
+        out = TrainConfig(**asdict(self))
+        for k, v in defaults.items():
+            if getattr(out, k) is None:
+                setattr(out, k, recipe.get(k, v))
+        return out
+
+
+def _splits(samples: list[Sample], cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
+    if any(s.split for s in samples):
+        train, val = select(samples, split="train"), select(samples, split="val")
+        if train and val:
+            return train, val
+    parts = split_samples(samples, fractions=(1 - cfg.val_fraction, cfg.val_fraction, 0.0), seed=cfg.seed,
+                          holdout_generators=tuple(cfg.holdout_generators), respect_existing=False)
+    return parts["train"], parts["val"]
+
+
+def _check_two_classes(samples: list[Sample], what: str) -> None:
+    labels = {s.label for s in samples}
+    if labels != {0, 1}:
+        only = "real" if labels == {0} else "synthetic" if labels == {1} else "no"
+        raise DataError(f"{what}: has only {only} images; training needs both real (label 0) and synthetic (label 1) images")
+
+
+@torch.no_grad()
+def predict_samples(det: torch.nn.Module, samples: list[Sample], batch_size: int = 128,
+                    transform: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and labels of ``samples`` (bad files skipped). Returns (labels, logits)."""
+    ds = ImageDataset(samples, transform=transform or EvalTransform())
+    dl = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip_bad)
+    det.eval()
+    ys, ss = [], []
+    for batch in dl:
+        if batch is None:
+            continue
+        x, y, _ = batch
+        ss.append(det(x).float().cpu().numpy())
+        ys.append(y.numpy())
+    if not ys:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=np.float32)
+    return np.concatenate(ys), np.concatenate(ss)
+
+
+def train_detector(detector_name: str, data: str | Path | list[Sample], out: str | Path,
+                   cfg: TrainConfig | None = None, **detector_options: Any) -> tuple[detectors.Detector, dict[str, Any]]:
+    """Train ``detector_name`` on ``data`` and save it to ``out``. Returns (detector, history)."""
+    cfg = cfg or TrainConfig()
+    det = detectors.create(detector_name, **detector_options)
+    if not getattr(det, "differentiable", True):
+        raise ConfigError(f"{detector_name}: not trainable by gradient descent ({det.non_differentiable_reason})")
+    cfg = cfg.resolved(type(det).train_recipe)
+    samples = load_dataset(data) if not isinstance(data, list) else data
+    src = str(data) if not isinstance(data, list) else "samples"
+    _check_two_classes(samples, src)
+    train, val = _splits(samples, cfg)
+    _check_two_classes(train, f"{src} (train split)")
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    tt = TrainTransform(crop_size=cfg.crop, blur_prob=float(cfg.blur_prob), jpeg_prob=float(cfg.jpeg_prob), flip=cfg.flip)
+    ds = ImageDataset(train, transform=tt, seed=cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    dl = DataLoader(ds, batch_size=int(cfg.batch_size), shuffle=True, generator=gen, collate_fn=collate_skip_bad,
+                    drop_last=len(train) > int(cfg.batch_size))
+    opt = torch.optim.Adam(det.parameters(), lr=float(cfg.lr), weight_decay=cfg.weight_decay)
+    lossf = torch.nn.BCEWithLogitsLoss()
+    eval_tf = EvalTransform(crop_size=cfg.crop)
+
+    best_auc, best_state, bad_epochs, step = -1.0, None, 0, 0
+    history: dict[str, Any] = {"config": asdict(cfg), "epochs": []}
+    t0 = time.time()
+    total = cfg.max_steps or cfg.epochs * max(len(dl), 1)
+    bar = progress_bar(total, f"train {detector_name}", cfg.progress, unit="step")
+    for epoch in range(cfg.epochs):
+        ds.set_epoch(epoch)
+        det.train()
+        losses = []
+        for batch in dl:
+            if batch is None:
+                continue
+            x, y, _ = batch
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(det(x), y.float())
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            if cfg.max_steps and step >= cfg.max_steps:
+                break
+        yv, sv = predict_samples(det, val, cfg.eval_batch_size, eval_tf) if val else (np.zeros(0), np.zeros(0))
+        val_auc = metrics.auc(yv, sv) if len(yv) else float("nan")
+        history["epochs"].append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None,
+                                  "val_auc": val_auc, "steps": step})
+        log.info("epoch %d: train loss %.4f, val AUC %.4f", epoch, np.mean(losses) if losses else float("nan"), val_auc)
+        score = val_auc if np.isfinite(val_auc) else -float(np.mean(losses) if losses else 0.0)
+        if score > best_auc + 1e-6:
+            best_auc, bad_epochs = score, 0
+            best_state = {k: v.detach().clone() for k, v in det.state_dict().items()}
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                log.info("early stopping after epoch %d (no val AUC gain for %d epochs)", epoch, cfg.patience)
+                break
+        if cfg.max_steps and step >= cfg.max_steps:
+            break
+    bar.close()
+    if best_state is not None:
+        det.load_state_dict(best_state)
+    det.eval()
+    yv, sv = predict_samples(det, val, cfg.eval_batch_size, eval_tf) if val else (np.zeros(0), np.zeros(0))
+    if len(yv) and len(set(yv.tolist())) == 2:
+        det.threshold = float(metrics.calibrate_threshold(yv, sv, method="balanced"))
+    history.update({"best_val_auc": metrics.auc(yv, sv) if len(yv) else float("nan"), "threshold": det.threshold,
+                    "seconds": time.time() - t0, "n_train": len(train), "n_val": len(val),
+                    "bad_files": dict(getattr(ds, "bad", {}))})
+    det.meta = {"trained_on": src, "train_history": history["epochs"], "best_val_auc": history["best_val_auc"],
+                "seed": cfg.seed}
+    outp = Path(out)
+    det.save(outp)
+    (outp / "train_log.json").write_text(json.dumps(history, indent=2, default=str))
+    return det, history
