@@ -43,6 +43,17 @@ class ThreatModel:
     eot_samples: int = 1
 
     def __post_init__(self) -> None:
+        for name, typ in (("eps", float), ("steps", int), ("restarts", int), ("eot_samples", int), ("kappa", float)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (typ is int and int(v) != v):
+                raise ConfigError(f"{name}: expected {'an integer' if typ is int else 'a number'}, got {v!r}")
+            setattr(self, name, typ(v))
+        if self.step_size is not None:
+            if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)) or self.step_size <= 0:
+                raise ConfigError(f"step_size: expected a positive number, got {self.step_size!r}")
+            self.step_size = float(self.step_size)
+        if not isinstance(self.eot, list):
+            raise ConfigError(f"eot: expected a list of transforms, got {self.eot!r}")
         if self.direction not in DIRECTIONS:
             raise ConfigError(f"direction: {self.direction!r} is not one of {DIRECTIONS}")
         if self.norm not in NORMS:

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny on-disk datasets and detectors built in seconds."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fakebench.io import save_png
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    """../shared beside the repo (or $FAKEBENCH_SHARED) when present."""
+    for cand in (os.environ.get("FAKEBENCH_SHARED"), REPO.parent / "shared"):
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
+
+
+def make_tiny_dataset(root: Path, n_per_class: int = 24, size: int = 32, seed: int = 0, bad: bool = False) -> Path:
+    """Reals: smooth random colour fields + fine noise. Fakes: the same kind of field
+    upsampled 2x by pixel repetition (a crude generator fingerprint). Writes manifest.csv."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(2 * n_per_class):
+        label = i % 2
+        base = rng.random((size // 4, size // 4, 3))
+        img = np.kron(base, np.ones((4, 4, 1)))
+        if label == 0:
+            img = np.clip(img * 0.8 + rng.normal(0, 0.06, img.shape), 0, 1)
+        else:
+            half = np.clip(img[::2, ::2] * 0.8 + rng.normal(0, 0.06, (size // 2, size // 2, 3)), 0, 1)
+            img = np.kron(half, np.ones((2, 2, 1)))
+        name = f"{'fake' if label else 'real'}_{i:03d}.png"
+        save_png(root / name, img)
+        split = "train" if i < int(2 * n_per_class * 0.6) else ("val" if i < int(2 * n_per_class * 0.8) else "test")
+        rows.append((name, label, "rep2x" if label else "real", split, f"src{i}"))
+    if bad:
+        (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+        rows.append(("broken.png", 1, "rep2x", "test", "broken"))
+    with open(root / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "generator", "split", "source"])
+        w.writerows(rows)
+    return root / "manifest.csv"
+
+
+@pytest.fixture()
+def tiny_dataset(tmp_path: Path) -> Path:
+    return make_tiny_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture()
+def tiny_detector():
+    from fakebench import detectors
+
+    torch.manual_seed(0)
+    return detectors.create("cnnspot", arch="resnet10", width=8).eval()
