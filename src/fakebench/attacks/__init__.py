@@ -39,3 +39,4 @@ class _Identity(Attack):
 @register("none", "no attack: the clean images (baseline row)")
 def _none() -> Attack:
     return _Identity(ThreatModel(direction="all", norm="none", eps=0.0, steps=0, quantize=False))
+from . import carlini_farid, sharing, universal  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Gradient attacks: FGSM and PGD (Linf and L2).
+"""Gradient attacks: FGSM, PGD (Linf and L2), DI-FGSM and R-FGSM.
 
 PGD follows Madry et al. (ICLR 2018) as used against synthetic-image detectors by De Rosa,
 Guillaro, Poggi, Cozzolino, Verdoliva (2024): a signed-gradient (Linf) or normalised-gradient
@@ -7,6 +7,11 @@ every step. For a one-logit detector the objective is ``sign * logit`` (``evade`
 which has the same gradient direction as the cross-entropy of the true class on the two-class
 logits ``[0, z]`` that torchattacks uses; the Linf update order (step, project the
 perturbation, clamp the image) is the same too, so results match it (tests hold this).
+
+DI-FGSM (Xie et al. 2019) and R-FGSM (Tramèr et al. 2018) reuse the PGD loop through its
+hooks. ``preset="derosa2024"`` (see :data:`PRESETS`) gives De Rosa et al.'s configuration
+(eps 8/255, 10 steps, step 2/255) to pgd, di-fgsm, r-fgsm and uap. The universal
+perturbation lives in :mod:`fakebench.attacks.universal`.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from . import register
-from .base import Attack, push_sign, split_threat
+from ..errors import ConfigError
+from .base import Attack, ThreatModel, push_sign, split_threat
+from .eot import validate_eot
 
 
 def _l2_normalize(g: torch.Tensor) -> torch.Tensor:
@@ -33,15 +41,18 @@ def _project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
 class PGD(Attack):
     """Projected gradient descent (Madry et al. 2018; De Rosa et al. 2024 settings:
     eps 8/255, 10 steps, step 2/255). ``norm`` is ``linf`` or ``l2``; ``restarts`` keeps, per
-    sample, the restart with the highest final objective."""
+    sample, the restart with the highest final objective.
+
+    Subclasses change one step of the loop through three hooks: :meth:`_start` (initial
+    point), :meth:`_objective` (what the gradient is taken of) and :meth:`_direction` (how the
+    gradient becomes a step)."""
 
     name = "pgd"
     paper = "Madry et al., ICLR 2018; settings of De Rosa et al., 2024"
 
-    def _one_run(self, detector: torch.nn.Module, x: torch.Tensor, sign: torch.Tensor,
-                 generator: torch.Generator, random_start: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _start(self, x: torch.Tensor, generator: torch.Generator, random_start: bool) -> torch.Tensor:
         t = self.threat
-        eps, alpha = float(t.eps), t.alpha
+        eps = float(t.eps)
         if random_start and eps > 0:
             if t.norm == "linf":
                 noise = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
@@ -49,19 +60,34 @@ class PGD(Attack):
                 g = torch.randn(x.shape, generator=generator)
                 r = torch.rand(len(x), generator=generator).view(-1, 1, 1, 1)
                 noise = _l2_normalize(g) * r * eps
-            x_adv = (x + noise.to(x)).clamp(0, 1)
-        else:
-            x_adv = x.clone()
+            return (x + noise.to(x)).clamp(0, 1)
+        return x.clone()
+
+    def _objective(self, detector: torch.nn.Module, x_adv: torch.Tensor, sign: torch.Tensor,
+                   generator: torch.Generator) -> torch.Tensor:
+        return self.loss(detector, x_adv, sign, generator)
+
+    def _direction(self, grad: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
+        return grad.sign() if self.threat.norm == "linf" else _l2_normalize(grad)
+
+    def _step_size(self) -> float:
+        return self.threat.alpha
+
+    def _one_run(self, detector: torch.nn.Module, x: torch.Tensor, sign: torch.Tensor,
+                 generator: torch.Generator, random_start: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self.threat
+        eps, alpha = float(t.eps), self._step_size()
+        x_adv = self._start(x, generator, random_start)
+        state: dict[str, Any] = {}
         for _ in range(int(t.steps)):
             x_adv.requires_grad_(True)
-            loss = self.loss(detector, x_adv, sign, generator).sum()
+            loss = self._objective(detector, x_adv, sign, generator).sum()
             (grad,) = torch.autograd.grad(loss, x_adv)
             with torch.no_grad():
+                x_adv = x_adv + alpha * self._direction(grad, state)
                 if t.norm == "linf":
-                    x_adv = x_adv + alpha * grad.sign()
                     delta = torch.clamp(x_adv - x, -eps, eps)
                 else:
-                    x_adv = x_adv + alpha * _l2_normalize(grad)
                     delta = _project_l2(x_adv - x, eps)
                 x_adv = torch.clamp(x + delta, 0, 1)
         with torch.no_grad():
@@ -90,13 +116,41 @@ class FGSM(PGD):
     paper = "Goodfellow, Shlens, Szegedy, ICLR 2015"
 
 
+#: Named configurations from papers; explicit options override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    # De Rosa, Guillaro, Poggi, Cozzolino, Verdoliva, "Exploring the adversarial robustness of
+    # CLIP for AI-generated image detection" (2024): Linf eps 8/255, 10 iterations, step 2/255.
+    "derosa2024": {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "norm": "linf"},
+}
+
+
+def with_preset(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with ``preset`` (a :data:`PRESETS` name) expanded underneath the explicit ones."""
+    options = dict(options)
+    preset = options.pop("preset", None)
+    if preset is None:
+        return options
+    if preset not in PRESETS:
+        raise ConfigError(f"preset: {preset!r} is not one of {sorted(PRESETS)}")
+    return {**PRESETS[preset], **options}
+
+
+def threat_from(options: dict[str, Any], defaults: dict[str, Any] | None = None) -> ThreatModel:
+    """Build the threat model from preset + defaults + explicit options; unknown keys raise
+    TypeError (which the registry turns into a one-line ConfigError)."""
+    merged = {**(defaults or {}), **with_preset(options)}
+    threat, rest = split_threat(merged)
+    if rest:
+        raise TypeError(f"unknown options {sorted(rest)}")
+    if threat.eot:
+        validate_eot(threat.eot)
+    return threat
+
+
 @register("pgd", "projected gradient descent, Linf or L2 (De Rosa et al. 2024 settings: eps 8/255, 10 steps, step 2/255)",
           paper=PGD.paper)
 def _pgd(seed: int = 0, **options: Any) -> PGD:
-    threat, rest = split_threat(options)
-    if rest:
-        raise TypeError(f"unknown options {sorted(rest)}")
-    return PGD(threat, seed=seed)
+    return PGD(threat_from(options), seed=seed)
 
 
 @register("fgsm", "fast gradient sign method (one step of size eps)", paper=FGSM.paper)
@@ -106,3 +160,118 @@ def _fgsm(seed: int = 0, **options: Any) -> FGSM:
     if rest:
         raise TypeError(f"unknown options {sorted(rest)}")
     return FGSM(threat, seed=seed)
+
+
+# -- DI-FGSM --------------------------------------------------------------------------------
+
+def input_diversity(x: torch.Tensor, p: float, resize_rate: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Xie et al. (CVPR 2019) diversity transform, differentiable in ``x``.
+
+    With probability ``p`` (one draw per call, as in the authors' code) the batch is resized
+    (nearest neighbour) to a random size and zero-padded at a random position: for
+    ``resize_rate > 1`` (paper: 330/299 ~ 1.104) the image is enlarged to a side in
+    [H, H * rate) and padded to H * rate; for ``resize_rate < 1`` (torchattacks' variant) it is
+    shrunk to a side in [H * rate, H) and padded back to H. Otherwise ``x`` is returned."""
+    if p <= 0 or float(torch.rand(1, generator=generator)) >= p:
+        return x
+    _, _, h, w = x.shape
+    if resize_rate >= 1:
+        out_h, out_w = int(h * resize_rate), int(w * resize_rate)
+        lo_h = h
+    else:
+        out_h, out_w = h, w
+        lo_h = max(1, int(h * resize_rate))
+    if out_h <= lo_h:
+        return x
+    rnd_h = int(torch.randint(lo_h, out_h, (1,), generator=generator))
+    rnd_w = min(out_w, max(1, int(round(w * rnd_h / h))))
+    resized = F.interpolate(x, size=(rnd_h, rnd_w), mode="nearest")
+    top = int(torch.randint(0, out_h - rnd_h + 1, (1,), generator=generator))
+    left = int(torch.randint(0, out_w - rnd_w + 1, (1,), generator=generator))
+    return F.pad(resized, (left, out_w - rnd_w - left, top, out_h - rnd_h - top), value=0.0)
+
+
+class DIFGSM(PGD):
+    """Diverse-inputs iterative FGSM (Xie, Zhang, Zhou, Bai, Wang, Ren, Yuille, "Improving
+    transferability of adversarial examples with input diversity", CVPR 2019), as used by
+    De Rosa et al. (2024). I-FGSM whose gradient is taken through :func:`input_diversity`
+    (probability ``p``, default 0.5 as in the paper); ``momentum`` > 0 gives M-DI2-FGSM
+    (Dong et al. 2018 accumulation of L1-normalised gradients; the paper uses 1.0). The
+    update is projected onto the eps-ball like PGD; EOT transforms apply after the diversity
+    transform."""
+
+    name = "di-fgsm"
+    paper = "Xie et al., CVPR 2019; settings of De Rosa et al., 2024"
+
+    def __init__(self, threat: ThreatModel | None = None, seed: int = 0, p: float = 0.5,
+                 resize_rate: float = 330 / 299, momentum: float = 0.0) -> None:
+        super().__init__(threat, seed)
+        if not 0 <= float(p) <= 1:
+            raise ConfigError(f"p: expected a probability in [0, 1], got {p!r}")
+        if not 0 < float(resize_rate) <= 4 or float(resize_rate) == 1:
+            raise ConfigError(f"resize_rate: expected a number in (0, 4] other than 1, got {resize_rate!r}")
+        if float(momentum) < 0:
+            raise ConfigError(f"momentum: must be >= 0, got {momentum!r}")
+        self.p, self.resize_rate, self.momentum = float(p), float(resize_rate), float(momentum)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "p": self.p, "resize_rate": self.resize_rate, "momentum": self.momentum}
+
+    def _objective(self, detector, x_adv, sign, generator):
+        return self.loss(detector, input_diversity(x_adv, self.p, self.resize_rate, generator), sign, generator)
+
+    def _direction(self, grad, state):
+        if self.momentum > 0:
+            g = grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            state["g"] = self.momentum * state.get("g", torch.zeros_like(g)) + g
+            grad = state["g"]
+        return super()._direction(grad, state)
+
+
+# -- R-FGSM ---------------------------------------------------------------------------------
+
+class RFGSM(PGD):
+    """R+FGSM (Tramèr, Kurakin, Papernot, Goodfellow, Boneh, McDaniel, "Ensemble adversarial
+    training: attacks and defenses", ICLR 2018): a random step ``alpha * sign(N(0, I))``
+    (default alpha = eps / 2, the paper's eps=16, alpha=8 ratio) followed by a gradient-sign
+    step of size ``eps - alpha``. ``steps > 1`` splits that budget into ``steps`` projected
+    steps of ``(eps - alpha) / steps`` (unless ``step_size`` is set). Linf only."""
+
+    name = "r-fgsm"
+    paper = "Tramèr et al., ICLR 2018; settings of De Rosa et al., 2024"
+
+    def __init__(self, threat: ThreatModel | None = None, seed: int = 0, alpha: float | None = None) -> None:
+        super().__init__(threat, seed)
+        if self.threat.norm != "linf":
+            raise ConfigError(f"norm: r-fgsm is defined for linf only, got {self.threat.norm!r}")
+        eps = float(self.threat.eps)
+        a = eps / 2 if alpha is None else float(alpha)
+        if not 0 <= a <= eps:
+            raise ConfigError(f"alpha: must lie in [0, eps={eps:.6g}], got {alpha!r}")
+        self.rand_alpha = a
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "alpha": self.rand_alpha}
+
+    def _start(self, x, generator, random_start):
+        noise = torch.randn(x.shape, generator=generator).sign().to(x)
+        return (x + self.rand_alpha * noise).clamp(0, 1)
+
+    def _step_size(self) -> float:
+        t = self.threat
+        if t.step_size is not None:
+            return float(t.step_size)
+        return (float(t.eps) - self.rand_alpha) / max(int(t.steps), 1)
+
+
+@register("di-fgsm", "diverse-inputs iterative FGSM: gradients through random resize+pad (Xie et al. 2019); "
+          "preset='derosa2024'", paper=DIFGSM.paper)
+def _difgsm(seed: int = 0, p: float = 0.5, resize_rate: float = 330 / 299, momentum: float = 0.0,
+            **options: Any) -> DIFGSM:
+    return DIFGSM(threat_from(options), seed=seed, p=p, resize_rate=resize_rate, momentum=momentum)
+
+
+@register("r-fgsm", "R+FGSM: random sign step of alpha then gradient-sign steps with eps - alpha "
+          "(Tramèr et al. 2018); preset='derosa2024'", paper=RFGSM.paper)
+def _rfgsm(seed: int = 0, alpha: float | None = None, **options: Any) -> RFGSM:
+    return RFGSM(threat_from(options, {"steps": 1}), seed=seed, alpha=alpha)
