@@ -55,25 +55,45 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).astype(np.float32) / 255.0
 
 
-def _open_16bit_rgb_png(path: Path) -> np.ndarray | None:
-    """PIL cannot hold 16-bit RGB(A); read such PNGs with imageio/skimage if available."""
+_EXIF_ORIENTATION = 0x0112
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation tag (1..8) to an (H, W, C) array, as ImageOps.exif_transpose does."""
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: np.transpose(a, (1, 0, 2)), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: np.rot90(a, 2).transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+    return np.ascontiguousarray(ops[orientation](arr)) if orientation in ops else arr
+
+
+def _png16_color(path: Path, img: Image.Image, rawmode: str) -> np.ndarray | None:
+    """16-bit colour PNG (RGB/RGBA/LA) at full precision, or None if PIL cannot unpack it.
+
+    PIL has no 16-bit colour mode: it decodes these PNGs keeping only the high byte of each
+    sample (rawmode ``...;16B``). Decoding the same stream a second time with the
+    little-endian unpacker (``...;16L``) yields the low bytes (same bits per pixel, so PNG
+    unfiltering is unchanged); ``hi * 256 + lo`` is the exact 16-bit sample.
+    """
+    hi = np.asarray(img, dtype=np.uint16)
     try:
-        from skimage import io as skio
-    except Exception:  # pragma: no cover - scikit-image is a dependency
+        with Image.open(path) as lo_img:
+            lo_img.tile = [t._replace(args=rawmode[:-1] + "L") for t in lo_img.tile]
+            lo_img.load()
+            lo = np.asarray(lo_img, dtype=np.uint16)
+    except Exception:  # unknown rawmode for this PIL version: keep the 8-bit decode
         return None
-    arr = skio.imread(str(path))
-    if arr.dtype != np.uint16:
+    if lo.shape != hi.shape:
         return None
-    arr = arr.astype(np.float32) / 65535.0
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    elif arr.shape[2] == 4:
+    arr = (hi * 256 + lo).astype(np.float32) / 65535.0
+    if arr.ndim == 3 and arr.shape[2] == 4:  # composite on white, as for 8-bit alpha
         a = arr[..., 3:4]
         arr = arr[..., :3] * a + (1.0 - a)
-    elif arr.shape[2] == 2:
+    elif arr.ndim == 3 and arr.shape[2] == 2:
         a = arr[..., 1:2]
         arr = np.repeat(arr[..., :1] * a + (1.0 - a), 3, axis=2)
-    return np.ascontiguousarray(arr[..., :3])
+    elif arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    return np.ascontiguousarray(arr[..., :3], dtype=np.float32)
 
 
 def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -95,7 +115,9 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
         raise ImageLoadError(p, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # our own max_pixels check below decides; PIL still raises DecompressionBombError
+            # above twice its MAX_IMAGE_PIXELS (about 179 M pixels)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as img:
                 w, h = img.size
                 if w < 1 or h < 1:
@@ -107,13 +129,14 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)
                 fmt = img.format
-                mode = img.mode
+                rawmode = img.tile[0].args if img.tile else None
                 img.load()
-                img = ImageOps.exif_transpose(img) or img
-                if fmt == "PNG" and mode in ("RGB", "RGBA") and img.info.get("bits", 8) == 16:
-                    arr16 = _open_16bit_rgb_png(p)
+                if fmt == "PNG" and isinstance(rawmode, str) and rawmode.endswith(";16B") \
+                        and not img.mode.startswith("I"):
+                    arr16 = _png16_color(p, img, rawmode)
                     if arr16 is not None:
-                        return arr16
+                        return _orient(arr16, int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1))
+                img = ImageOps.exif_transpose(img) or img
                 arr = _to_rgb_array(img)
     except ImageLoadError:
         raise
@@ -124,7 +147,7 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     except OSError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageLoadError(p, f"corrupt or truncated image ({msg})") from None
-    except (ValueError, SyntaxError, MemoryError, EOFError) as exc:
+    except Exception as exc:  # any decoder failure (ValueError, struct.error, IndexError, ...)
         raise ImageLoadError(p, f"cannot decode ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not np.isfinite(arr).all():  # pragma: no cover - defensive
         raise ImageLoadError(p, "decoded pixels contain NaN or inf")
