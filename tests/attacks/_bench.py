@@ -1,0 +1,121 @@
+"""One trained detector on the built-in benchmark, shared by the attack-suite tests.
+
+Import the fixture into a test module with ``from _bench import bench``. The benchmark is
+built and a CPU-sized CNNSpot (ResNet-10, width 16) trained once per pytest process (the
+result is cached at module level, so importing the fixture into several modules does not
+train twice). Numbers the tests measure are printed (``pytest -s``) and, when
+``FAKEBENCH_BENCH_LOG`` names a file, appended to it as JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+SEED = 0
+MAX_ATTACKED = 32  # synthetic test images attacked per test (those the detector gets right)
+MAX_PER_CLASS_AUC = 48
+
+
+@dataclass
+class Bench:
+    detector: torch.nn.Module
+    checkpoint: Path
+    data_dir: Path
+    x: torch.Tensor  # balanced test images (N, 3, H, W)
+    y: torch.Tensor  # their labels
+    fake_x: torch.Tensor  # correctly detected synthetic test images
+    fake_y: torch.Tensor
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, name: str, value: Any) -> None:
+        value = [round(float(v), 4) for v in value] if isinstance(value, (list, tuple)) else round(float(value), 4)
+        self.numbers[name] = value
+        print(f"[bench] {name}: {value}")
+        log = os.environ.get("FAKEBENCH_BENCH_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write(json.dumps({name: value}) + "\n")
+
+
+def threshold(det: torch.nn.Module) -> float:
+    return float(getattr(det, "threshold", 0.0) or 0.0)
+
+
+@torch.no_grad()
+def scores(det: torch.nn.Module, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    det.eval()
+    return torch.cat([det(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+def asr(det: torch.nn.Module, adv: torch.Tensor) -> float:
+    """Evasion success rate: fraction of (synthetic) images the detector now calls real."""
+    return float((scores(det, adv) <= threshold(det)).float().mean())
+
+
+def auc(y: torch.Tensor, s: torch.Tensor) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y.numpy(), s.numpy()))
+
+
+def _load(samples: list, limit: int, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Up to ``limit`` images of one size (the most common one unless ``size`` is given)."""
+    from fakebench.io import load_image
+
+    imgs = [load_image(s.path) for s in samples]
+    if size is None:
+        sizes = [im.shape[:2] for im in imgs]
+        size = max(set(sizes), key=sizes.count)
+    imgs = [im for im in imgs if im.shape[:2] == tuple(size)][:limit]
+    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().contiguous()
+
+
+_CACHE: dict[str, Bench] = {}
+
+
+def build_bench() -> Bench:
+    if "bench" in _CACHE:
+        return _CACHE["bench"]
+    from fakebench.data import load_dataset, select
+    from fakebench.data.builtin import build_builtin
+    from fakebench.train import TrainConfig, train_detector
+
+    root = Path(tempfile.mkdtemp(prefix="fakebench-attack-bench-"))
+    data_dir = Path(build_builtin(root / "data", seed=SEED))
+    manifest = data_dir / "manifest.csv" if (data_dir / "manifest.csv").exists() else data_dir
+    torch.manual_seed(SEED)
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=2e-3, blur_prob=0.1, jpeg_prob=0.5, seed=SEED, progress=False)
+    det, _ = train_detector("cnnspot", manifest, root / "det", cfg, arch="resnet10", width=16)
+    det.eval()
+    test = select(load_dataset(manifest), split="test")
+    real = [s for s in test if int(s.label) == 0]
+    fake = [s for s in test if int(s.label) == 1]
+    xr = _load(real, MAX_PER_CLASS_AUC)
+    xf = _load(fake, MAX_PER_CLASS_AUC, tuple(xr.shape[-2:]))
+    x = torch.cat([xr, xf])
+    y = torch.cat([torch.zeros(len(xr), dtype=torch.long), torch.ones(len(xf), dtype=torch.long)])
+    zf = scores(det, xf)
+    right = zf > threshold(det)
+    fake_x = xf[right][:MAX_ATTACKED]
+    b = Bench(det, root / "det", data_dir, x, y, fake_x, torch.ones(len(fake_x), dtype=torch.long))
+    b.record("clean AUC (test)", auc(y, scores(det, x)))
+    b.record("clean detection rate of synthetic test images", float(right.float().mean()))
+    _CACHE["bench"] = b
+    return b
+
+
+@pytest.fixture(scope="session")
+def bench() -> Bench:
+    b = build_bench()
+    if len(b.fake_x) < 8:
+        pytest.fail(f"trained benchmark detector detects only {len(b.fake_x)} synthetic test images")
+    return b

@@ -1,0 +1,186 @@
+"""Carlini & Farid (2020) attacks: exact budgets, reported norms, patch area, transfer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fakebench import attacks, detectors
+from fakebench.attacks.carlini_farid import patch_side, perturbation_report
+from fakebench.errors import ConfigError
+
+
+def _data(n=6, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.round(torch.rand(n, 3, size, size, generator=g) * 255) / 255
+    return x, torch.tensor([1, 0] * (n // 2))
+
+
+def _grid(t):
+    return torch.equal(torch.round(t * 255) / 255, t)
+
+
+def test_lsb_moves_each_value_by_at_most_one_grey_level_and_only_its_low_bit(tiny_detector):
+    x, y = _data(6)
+    x[0, :, :4, :4] = 0.0  # saturated corners: the bit flip must stay inside [0, 1]
+    x[2, :, :4, :4] = 1.0
+    atk = attacks.create("cf-lsb", steps=8)
+    adv = atk(tiny_detector, x, y)
+    assert _grid(adv)
+    assert float((adv - x).abs().max()) <= 1 / 255 + 1e-7
+    v, va = torch.round(x * 255).long(), torch.round(adv * 255).long()
+    assert set(torch.unique(v ^ va).tolist()) <= {0, 1}  # only the least significant bit differs
+    assert torch.equal(adv[y == 0], x[y == 0])
+    changed = float(atk.norms["l0_fraction"][y == 1].mean())
+    assert 0.2 < changed <= 1.0
+    with torch.no_grad():
+        assert bool((tiny_detector(adv) - tiny_detector(x))[y == 1].max() < 0)  # every fake scores lower
+    with pytest.raises(ConfigError, match="cf-lsb"):
+        attacks.create("cf-lsb", eps=2 / 255)
+
+
+@pytest.mark.parametrize("eps", [1 / 255, 2.5 / 255])
+def test_lossmax_linf_budget_after_rounding(tiny_detector, eps):
+    x, y = _data(6)
+    atk = attacks.create("cf-lossmax", eps=eps, direction="both")
+    adv = atk(tiny_detector, x, y)
+    assert _grid(adv) and float((adv - x).abs().max()) <= eps + 1e-7
+    with torch.no_grad():
+        dz = tiny_detector(adv) - tiny_detector(x)
+    assert bool((dz[y == 1] < 0).all()) and bool((dz[y == 0] > 0).all())
+    assert torch.allclose(atk.norms["linf"], (adv - x).flatten(1).abs().amax(1))
+    assert atk.threat.eps == eps and attacks.create("cf-lossmax").threat.eps == 1 / 255
+
+
+def test_distortion_flips_every_decision_and_reports_the_true_norms(tiny_detector):
+    x, y = _data(6)
+    det = tiny_detector
+    det.threshold = float(det(x).detach().median())  # a calibrated-looking threshold, not 0
+    atk = attacks.create("cf-distortion", steps=40, binary_steps=4, lr=0.02, direction="both")
+    adv = atk(det, x, y)
+    assert _grid(adv)
+    with torch.no_grad():
+        z = det(adv)
+    flipped = torch.where(y == 1, z <= det.threshold, z > det.threshold)
+    assert torch.equal(atk.norms["success"], flipped)
+    assert float(flipped.float().mean()) == 1.0
+    d = (adv - x).flatten(1)
+    assert torch.allclose(atk.norms["l2"], d.norm(dim=1), atol=1e-6)
+    assert torch.equal(atk.norms["l0"], ((adv - x) != 0).any(1).flatten(1).sum(1))
+    # minimal: far smaller than a PGD-L2 attack that flips at a generous budget
+    pgd = attacks.create("pgd", norm="l2", eps=2.0, steps=10, step_size=0.4, direction="both")(det, x, y)
+    assert float(atk.norms["l2"].mean()) < 0.5 * float((pgd - x).flatten(1).norm(dim=1).mean())
+
+
+def test_distortion_returns_unchanged_images_it_cannot_flip_within_the_cap(tiny_detector):
+    x, y = _data(4)
+    tiny_detector.threshold = float(tiny_detector(x).min()) - 5.0  # "real" needs a huge change
+    atk = attacks.create("cf-distortion", steps=10, binary_steps=2, eps=0.05)
+    adv = atk(tiny_detector, x, y)
+    assert torch.equal(adv, x)
+    assert not bool(atk.norms["success"].any()) and float(atk.norms["l2"].max()) == 0.0
+
+
+def test_patch_touches_only_its_area(tiny_detector):
+    x, y = _data(6, 64)
+    x = x + 0.3 / 255  # off the 8-bit grid: rounding must not touch pixels outside the patch
+    atk = attacks.create("cf-patch", steps=2, seed=1)
+    adv = atk(tiny_detector, x, y, torch.Generator().manual_seed(7))
+    s = patch_side(64, 64, 0.01)
+    assert s == 6 and 0.005 < s * s / 64 ** 2 < 0.02  # ~1% of the image
+    changed = (adv != x).any(1)  # (N, H, W)
+    for i in range(len(x)):
+        t, l_, h, w = atk.boxes[i].tolist()
+        if y[i] == 0:
+            assert t == -1 and not bool(changed[i].any())
+            continue
+        assert (h, w) == (s, s) and 0 <= t <= 64 - s and 0 <= l_ <= 64 - s
+        outside = changed[i].clone()
+        outside[t : t + h, l_ : l_ + w] = False
+        assert not bool(outside.any())
+        assert bool(changed[i, t : t + h, l_ : l_ + w].any())
+        assert _grid(adv[i, :, t : t + h, l_ : l_ + w])
+    assert torch.equal(atk.norms["l0"], changed.flatten(1).sum(1))
+
+
+def test_patch_is_universal_and_positions_are_seeded(tiny_detector):
+    x, y = _data(8, 64, seed=2)
+    atk = attacks.create("cf-patch", steps=3, fraction=0.02, seed=0)
+    patch = atk.fit(tiny_detector, x, y)
+    xt, yt = _data(6, 64, seed=3)
+    a = atk(tiny_detector, xt, yt, torch.Generator().manual_seed(1))
+    boxes_a = atk.boxes.clone()
+    b = atk(tiny_detector, xt, yt, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and torch.equal(atk.boxes, boxes_a)
+    atk(tiny_detector, xt, yt, torch.Generator().manual_seed(2))
+    assert not torch.equal(atk.boxes, boxes_a)
+    q = torch.round(patch.clamp(0, 1) * 255) / 255
+    for i in (yt == 1).nonzero().flatten().tolist():  # the same patch pasted in every image
+        t, l_, h, w = boxes_a[i].tolist()
+        assert torch.equal(a[i, :, t : t + h, l_ : l_ + w], q)
+    # larger images get a proportionally larger patch
+    big, yb = _data(2, 128)
+    atk(tiny_detector, big, yb)
+    assert int(atk.boxes[0, 2]) == patch_side(128, 128, 0.02) == 18
+
+
+def test_transfer_runs_the_base_attack_on_the_surrogate(tiny_detector, tmp_path):
+    x, y = _data(6)
+    torch.manual_seed(3)
+    sur = detectors.create("cnnspot", arch="resnet10", width=8).eval()
+    sur.save(tmp_path / "sur")
+    atk = attacks.create("cf-transfer", surrogate=str(tmp_path / "sur"), eps=4 / 255, steps=5)
+    assert not atk.needs_gradients
+    adv = atk(tiny_detector, x, y, torch.Generator().manual_seed(0))
+    direct = attacks.create("pgd", eps=4 / 255, steps=5)(sur, x, y, torch.Generator().manual_seed(0))
+    assert torch.equal(adv, direct)  # exactly PGD on the surrogate, never the target's gradient
+    assert int(atk.queries.sum()) == 0 and float((adv - x).abs().max()) <= 4 / 255 + 1e-7
+    assert atk.params()["surrogate"] == str(tmp_path / "sur")
+    with pytest.raises(ConfigError, match="surrogate"):
+        attacks.create("cf-transfer")
+    with pytest.raises(ConfigError, match="does not use"):
+        attacks.create("cf-transfer", surrogate=sur, base="jpeg")
+
+
+def test_perturbation_report_matches_its_definition():
+    x = torch.zeros(2, 3, 4, 4)
+    adv = x.clone()
+    adv[0, 1, 0, 0] = 0.5
+    adv[0, 2, 0, 0] = 0.5
+    adv[0, 0, 3, 3] = 0.25
+    r = perturbation_report(x, adv)
+    assert r["l0"].tolist() == [2, 0] and r["l0_fraction"].tolist() == [2 / 16, 0.0]
+    assert abs(float(r["l2"][0]) - (0.5 ** 2 * 2 + 0.25 ** 2) ** 0.5) < 1e-6 and float(r["linf"][0]) == 0.5
+
+
+# -- on the built-in benchmark with a trained detector ---------------------------------------
+
+from _bench import asr, auc, bench, scores  # noqa: E402,F401  (session fixture)
+
+
+def test_lsb_attack_collapses_auc(bench):
+    det = bench.detector
+    x, y = bench.x, bench.y
+    before = auc(y, scores(det, x))
+    adv = attacks.create("cf-lsb", steps=10)(det, x, y)  # evade: only synthetic images change
+    after = auc(y, scores(det, adv))
+    bench.record("AUC clean -> after LSB attack", [before, after])
+    assert float((adv - x).abs().max()) <= 1 / 255 + 1e-7
+    assert before >= 0.8
+    assert after <= before - 0.3
+
+
+def test_transfer_is_weaker_than_white_box(bench, tmp_path_factory):
+    from fakebench.train import TrainConfig, train_detector
+
+    det, x, y = bench.detector, bench.fake_x, bench.fake_y
+    # surrogate: same recipe, different seed, half the width, trained on the same benchmark
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=2e-3, blur_prob=0.1, jpeg_prob=0.5, seed=1, progress=False)
+    sur_dir = tmp_path_factory.mktemp("surrogate")
+    train_detector("cnnspot", bench.data_dir / "manifest.csv", sur_dir, cfg, arch="resnet10", width=8)
+    opts = {"eps": 4 / 255, "steps": 10, "step_size": 1 / 255}
+    white = asr(det, attacks.create("pgd", **opts)(det, x, y))
+    transfer = asr(det, attacks.create("cf-transfer", surrogate=str(sur_dir), **opts)(det, x, y))
+    bench.record("success at 4/255: white-box PGD, transfer from surrogate", [white, transfer])
+    assert white >= 0.8
+    assert transfer <= white - 0.2
