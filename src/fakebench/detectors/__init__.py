@@ -56,3 +56,4 @@ def entries():
 
 # register families (import for side effects)
 from . import resnet  # noqa: E402,F401
+from . import clip, fusion  # noqa: E402,F401
