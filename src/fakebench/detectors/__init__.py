@@ -57,3 +57,4 @@ def entries():
 # register families (import for side effects)
 from . import resnet  # noqa: E402,F401
 from . import clip, fusion  # noqa: E402,F401
+from . import embeddings, faces  # noqa: E402,F401
