@@ -84,9 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("data", help="datasets")
     data_sub = s.add_subparsers(dest="data_command", required=True)
-    from .data import builtin
+    try:
+        from .data import builtin
+    except ImportError:  # TEMP until builtin lands
+        builtin = None
 
-    builtin.add_parser(data_sub)
+    if builtin is not None:
+        builtin.add_parser(data_sub)
 
     s = sub.add_parser("train", help="train a detector on a dataset")
     s.add_argument("detector")

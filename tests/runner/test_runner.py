@@ -71,15 +71,15 @@ def test_rows_per_detector_attack_params_sample(tmp_path):
 
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
-    cfg_ref = _setup(ref_dir, n_per_class=24, extra_eps=("8/255",))
-    cfg_kill = _setup(kill_dir, n_per_class=24, extra_eps=("8/255",))
+    cfg_ref = _setup(ref_dir, n_per_class=16, extra_eps=("8/255",))
+    cfg_kill = _setup(kill_dir, n_per_class=16, extra_eps=("8/255",))
     cmd = [sys.executable, "-m", "fakebench", "evaluate", "--no-progress", "--config"]
     subprocess.run(cmd + [str(cfg_ref)], check=True, capture_output=True)
     ref = _rows(ref_dir / "out" / STORE_FILE)
 
     db = kill_dir / "out" / STORE_FILE
     proc = subprocess.Popen(cmd + [str(cfg_kill)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    total_chunks = 6 * 5  # 48 samples / 8 per chunk, x (clean + jpeg + 3 pgd)
+    total_chunks = 4 * 5  # 32 samples / 8 per chunk, x (clean + jpeg + 3 pgd)
     killed_at = None
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -90,7 +90,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
                 con.close()
             except sqlite3.OperationalError:
                 n = 0
-            if n >= 8:
+            if n >= 6:
                 proc.send_signal(signal.SIGKILL)
                 killed_at = n
                 break
@@ -101,7 +101,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     assert 0 < len(partial) < len(ref)
     subprocess.run(cmd + [str(cfg_kill)], check=True, capture_output=True)
     resumed = _rows(db)
-    assert len(resumed) == len(ref) == 48 * 5
+    assert len(resumed) == len(ref) == 32 * 5
     assert [r[:5] for r in resumed] == [r[:5] for r in ref]
     assert resumed == ref  # identical numbers, not just identical keys
 
@@ -126,16 +126,17 @@ def test_bad_file_is_skipped_and_recorded(tmp_path):
     (lambda c: c["attacks"][0].update(attack="teleport"), "teleport"),
     (lambda c: c.update(batch_size=0), "batch_size"),
 ])
-def test_config_errors_are_one_line_before_any_work(tmp_path, mutate, field):
+def test_config_errors_are_one_line_before_any_work(tmp_path, capsys, mutate, field):
+    from fakebench.cli import main
+
     cfg_path = _setup(tmp_path, n_per_class=2)
     cfg = yaml.safe_load(cfg_path.read_text())
     mutate(cfg)
     cfg_path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([sys.executable, "-m", "fakebench", "evaluate", "--no-progress", "--config", str(cfg_path)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2
-    err = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("fakebench: error")]
-    assert len(err) == 1 and field in err[0], proc.stderr
+    assert main(["evaluate", "--no-progress", "--config", str(cfg_path)]) == 2
+    stderr = capsys.readouterr().err
+    err = [ln for ln in stderr.strip().splitlines() if ln.startswith("fakebench: error")]
+    assert len(err) == 1 and field in err[0], stderr
     assert not (tmp_path / "out" / STORE_FILE).exists()
 
 

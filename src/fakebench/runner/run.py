@@ -46,9 +46,19 @@ class Prepared:
     detectors: dict[str, torch.nn.Module]
     attacks: list[tuple[str, str, Any]]  # (label, params key, Attack)
     skipped_pairs: set[tuple[str, str]]
+    root: Path | None = None
+
+    def sid(self, s: Sample) -> str:
+        return sample_id(s, self.root)
 
 
-def sample_id(s: Sample) -> str:
+def sample_id(s: Sample, root: Path | None = None) -> str:
+    """Store key of a sample: its path relative to the dataset root (portable across machines)."""
+    if root is not None:
+        try:
+            return Path(s.path).resolve().relative_to(root).as_posix()
+        except ValueError:
+            pass
     return s.path
 
 
@@ -87,14 +97,15 @@ def prepare(exp: Experiment) -> Prepared:
                 log.warning("skipping %s on %s: the attack needs gradients and the detector is not differentiable",
                             aname, dname)
                 skipped.add((dname, aname))
-    return Prepared(exp, samples, dets, atks, skipped)
+    p = exp.dataset.path.resolve()
+    return Prepared(exp, samples, dets, atks, skipped, p if p.is_dir() else p.parent)
 
 
 def _chunk_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode())
 
 
-def _load_chunk(chunk: list[Sample], max_pixels: int, store: Store, run: str):
+def _load_chunk(chunk: list[Sample], max_pixels: int, store: Store, run: str, sid):
     """Decode a chunk; group same-size images into batches. Bad files are recorded, skipped."""
     groups: dict[tuple[int, int], list[tuple[Sample, np.ndarray]]] = {}
     for s in chunk:
@@ -102,7 +113,7 @@ def _load_chunk(chunk: list[Sample], max_pixels: int, store: Store, run: str):
             img = load_image(s.path, max_pixels=max_pixels)
         except ImageLoadError as exc:
             log.warning("%s", exc)
-            store.add_bad_sample(run, sample_id(s), str(exc))
+            store.add_bad_sample(run, sid(s), str(exc))
             continue
         groups.setdefault(img.shape[:2], []).append((s, img))
     out = []
@@ -139,7 +150,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                        if (dn, a[0], a[1], ci) not in done]
             if not pending:
                 continue
-            batches = _load_chunk(chunks[ci], max_pixels, store, exp.run)
+            batches = _load_chunk(chunks[ci], max_pixels, store, exp.run, prep.sid)
             for dname, det in prep.detectors.items():
                 for aname, akey, atk in [(CLEAN, "{}", None)] + prep.attacks:
                     if (dname, aname, akey, ci) in done:
@@ -149,7 +160,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         bar.update(1)
                         continue
                     rows = _run_unit(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
-                                     _chunk_seed(exp.seed, dname, aname, akey, ci))
+                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid)
                     store.commit_chunk(exp.run, dname, aname, akey, ci, rows)
                     if aname == CLEAN:
                         clean_cache[dname].update({r.sample: r.score_clean for r in rows})
@@ -158,7 +169,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
     return store_path
 
 
-def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed) -> list[Row]:
+def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -> list[Row]:
     rows: list[Row] = []
     gen = torch.Generator().manual_seed(seed)
     for x, y, samples in batches:
@@ -174,7 +185,7 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed) -> lis
             q = atk.queries if atk.queries is not None else torch.zeros(len(x), dtype=torch.long)
             with torch.no_grad():
                 s_adv = det(x_adv).float().cpu()
-            s_clean = torch.tensor([clean[sample_id(s)] for s in samples])
+            s_clean = torch.tensor([clean[sid(s)] for s in samples])
         dt = (time.perf_counter() - t0) / max(len(x), 1)
         if x_adv.shape == x.shape:
             norms = perturbation_norms(x.cpu(), x_adv.detach().cpu())
@@ -182,7 +193,7 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed) -> lis
             nan = np.full(len(x), np.nan)
             norms = {"l0": nan, "l2": nan, "linf": nan, "psnr": nan}
         for i, s in enumerate(samples):
-            rows.append(Row(dname, aname, akey, sample_id(s), int(s.label), s.generator, float(s_clean[i]),
+            rows.append(Row(dname, aname, akey, sid(s), int(s.label), s.generator, float(s_clean[i]),
                             float(s_adv[i]), float(norms["l0"][i]), float(norms["l2"][i]), float(norms["linf"][i]),
                             float(norms["psnr"][i]), int(q[i]), float(dt)))
     return rows
