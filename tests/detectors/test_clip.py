@@ -143,7 +143,8 @@ def test_univfd_official_fc_weights_format(tmp_path):
     w, b = torch.randn(1, 32), torch.randn(1)
     path = tmp_path / "fc_weights.pth"
     torch.save({"weight": w, "bias": b}, path)  # nn.Linear(768, 1).state_dict() layout
-    det = tiny("univfd", pretrained_head=str(path))
+    det = clipmod.UnivFD.from_pretrained(path, backbone_weights="random", model_config=TINY).eval()
+    assert det.registry_name == "univfd" and det.meta["head"] == "official:fc_weights.pth"
     assert torch.equal(det.head.weight, w) and torch.equal(det.head.bias, b)
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
@@ -202,6 +203,7 @@ def test_backbone_weights_from_local_file(tmp_path, suffix):
         assert not torch.allclose(det.backbone(z), tiny("univfd").backbone(z))
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation, used to build a fixture
 def test_backbone_weights_wrong_file_is_one_clear_line(tmp_path):
     bad = tmp_path / "timm_model.safetensors"
     from safetensors.torch import save_file
@@ -339,6 +341,19 @@ def test_train_probe_input_forms_and_errors(tmp_path):
         clipmod.train_probe(tiny("univfd"), reals, [0] * len(reals), cache=cache)
     with pytest.raises(DataError, match="labels"):
         clipmod.train_probe(tiny("univfd"), paths, labels[:-1], cache=cache)
+
+
+def test_train_probe_accepts_a_dataset_folder(tmp_path):
+    data = pytest.importorskip("fakebench.data")
+    paths, labels = make_images(tmp_path / "flat", n_per_class=3)
+    for p, y in zip(paths, labels):  # real/ + fake/<generator>/ layout
+        dest = tmp_path / "ds" / ("fake/checker" if y else "real")
+        dest.mkdir(parents=True, exist_ok=True)
+        p.rename(dest / p.name)
+    assert len(data.load_dataset(tmp_path / "ds")) == 6
+    det = tiny("univfd")
+    rep = clipmod.train_probe(det, str(tmp_path / "ds"), cache_dir=tmp_path / "cache")
+    assert (rep["n_real"], rep["n_fake"]) == (3, 3)
 
 
 def test_clipdet_head_is_platt_calibrated_svm_llr(tmp_path):

@@ -6,7 +6,6 @@ import hashlib
 import shutil
 
 import numpy as np
-import pytest
 
 from fakebench.detectors import feature_cache as fc
 from fakebench.io import save_png

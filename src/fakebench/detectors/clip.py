@@ -48,7 +48,7 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError, DataError
 from . import register
 from .base import Detector, load_state_dict_strict, strip_prefix, torch_load_safe
-from .feature_cache import ExtractStats, FeatureCache, extract_cached, make_key
+from .feature_cache import ExtractStats, FeatureCache, extract_cached, make_key, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,7 @@ class CLIPLinearDetector(Detector):
     feature_kind: ClassVar[str] = "proj"
     l2_normalize: ClassVar[bool] = False
     weights_hint: ClassVar[str] = ""
+    registry_key: ClassVar[str] = ""
 
     def __init__(self, model: str, backbone_weights: str | None = None, pretrained: str | None = None,
                  model_config: dict[str, Any] | None = None, preprocess: str = "clip", seed: int = 0,
@@ -314,9 +315,9 @@ class CLIPLinearDetector(Detector):
     @torch.no_grad()
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Decoded images (H, W, 3) float in [0, 1], any sizes -> (n, D) float32 features."""
-        dev = self.head.weight.device
+        ref = self.head.weight
         z = torch.cat([self.prepare(torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32))
-                                    .permute(2, 0, 1)[None].to(dev)) for im in images])
+                                    .permute(2, 0, 1)[None].to(device=ref.device, dtype=ref.dtype)) for im in images])
         return self.embed(z).float().cpu().numpy()
 
     # -- identity of the features (cache key) ----------------------------------------------
@@ -324,7 +325,7 @@ class CLIPLinearDetector(Detector):
         """sha256 of the weights file (memoised in ``cache``), or of the tower's tensors."""
         if self._identity is None:
             if self.backbone_file is not None:
-                self._identity = cache.file_sha256(self.backbone_file) if cache else _file_sha(self.backbone_file)
+                self._identity = cache.file_sha256(self.backbone_file) if cache else sha256_file(self.backbone_file)
             else:
                 h = hashlib.sha256()
                 for k, v in sorted(self.backbone.state_dict().items()):
@@ -354,6 +355,14 @@ class CLIPLinearDetector(Detector):
     def _official_head_state(self, obj: Any, path: str) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **options: Any) -> "CLIPLinearDetector":
+        """The registered detector with the paper's released head file ``path`` loaded;
+        ``options`` as for :func:`fakebench.detectors.create` (``backbone_weights``, ...)."""
+        from . import create
+
+        return create(cls.registry_key, pretrained_head=str(path), **options)
+
     def load_official(self, path: str | Path) -> "CLIPLinearDetector":
         """Load the paper's released linear head (format: see the family's docstring)."""
         obj = torch_load_safe(path)
@@ -366,12 +375,6 @@ class CLIPLinearDetector(Detector):
         # the head is in model.safetensors: reloading must not need the original head file
         cfg["options"] = {k: v for k, v in cfg["options"].items() if k != "pretrained_head"}
         return cfg
-
-
-def _file_sha(path: Path) -> str:
-    from .feature_cache import sha256_file
-
-    return sha256_file(path)
 
 
 def _state_of_tensors(obj: Any, path: str, what: str) -> dict[str, torch.Tensor]:
@@ -389,6 +392,7 @@ class UnivFD(CLIPLinearDetector):
     by L2-regularised logistic regression on cached, standardised features instead."""
 
     paper = "Ojha, Li, Lee, Towards Universal Fake Image Detectors that Generalize Across Generative Models, CVPR 2023"
+    registry_key = "univfd"
     feature_kind = "proj"
     l2_normalize = False
     weights_hint = ("needs OpenAI CLIP ViT-L/14 (open_clip_model.safetensors from huggingface.co/timm/"
@@ -429,6 +433,7 @@ class CLIPDet(CLIPLinearDetector):
 
     paper = ("Cozzolino, Poggi, Corvi, Niessner, Verdoliva, Raising the Bar of AI-generated Image Detection "
              "with CLIP, CVPRW 2024")
+    registry_key = "clipdet"
     feature_kind = "pre_proj"
     l2_normalize = True
     weights_hint = ("needs CLIP ViT-L/14 CommonPool.XL (open_clip_model.safetensors from huggingface.co/laion/"
