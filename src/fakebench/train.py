@@ -136,7 +136,7 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
             loss = lossf(det(x), y.float())
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
