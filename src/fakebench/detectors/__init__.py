@@ -58,3 +58,4 @@ def entries():
 from . import resnet  # noqa: E402,F401
 from . import clip, fusion  # noqa: E402,F401
 from . import embeddings, faces  # noqa: E402,F401
+from . import perspective  # noqa: E402,F401
