@@ -21,6 +21,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"{e.name:16s} {e.description}")
         if e.paper:
             print(f"{'':16s}   paper: {e.paper}")
+        hint = getattr(e.factory, "weights_hint", "")
+        if hint:
+            print(f"{'':16s}   weights: {hint}")
     return 0
 
 
@@ -84,13 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("data", help="datasets")
     data_sub = s.add_subparsers(dest="data_command", required=True)
-    try:
-        from .data import builtin
-    except ImportError:  # TEMP until builtin lands
-        builtin = None
+    from .data import builtin
 
-    if builtin is not None:
-        builtin.add_parser(data_sub)
+
+    builtin.add_parser(data_sub)
 
     s = sub.add_parser("train", help="train a detector on a dataset")
     s.add_argument("detector")
