@@ -45,12 +45,10 @@ def line_angle_residuals(seg: np.ndarray, v: np.ndarray) -> np.ndarray:
     d = seg[:, 2:] - seg[:, :2]
     m = 0.5 * (seg[:, :2] + seg[:, 2:])
     e = v[None, :2] - v[2] * m
-    ne = np.linalg.norm(e, axis=1)
-    nd = np.linalg.norm(d, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = np.abs(np.sum(d * e, axis=1)) / (nd * ne)
-    c = np.where(ne > 0, np.clip(c, 0.0, 1.0), 1.0)
-    return np.degrees(np.arccos(c))
+    cross = np.abs(d[:, 0] * e[:, 1] - d[:, 1] * e[:, 0])
+    dot = np.abs(np.sum(d * e, axis=1))
+    ang = np.degrees(np.arctan2(cross, dot))  # accurate near 0 (unlike arccos)
+    return np.where(np.linalg.norm(e, axis=1) > 0, ang, 0.0)
 
 
 def line_through(p: np.ndarray, q: np.ndarray) -> np.ndarray:

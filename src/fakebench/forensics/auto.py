@@ -173,9 +173,8 @@ def _inlier_mask(seg: np.ndarray, v: np.ndarray, cfg: AutoConfig) -> np.ndarray:
     half = 0.5 * np.linalg.norm(d, axis=1)
     e = V[:, None, :2] - V[:, None, 2:3] * mid[None]  # (k, n, 2): direction midpoint -> v
     ne = np.linalg.norm(e, axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = np.abs(np.sum(e * d[None], axis=2)) / (ne * 2 * half[None])
-    ang = np.degrees(np.arccos(np.clip(np.nan_to_num(c, nan=1.0), 0.0, 1.0)))
+    cross = np.abs(e[..., 0] * d[None, :, 1] - e[..., 1] * d[None, :, 0])
+    ang = np.degrees(np.arctan2(cross, np.abs(np.sum(e * d[None], axis=2))))
     thr = np.maximum(cfg.inlier_deg, np.degrees(np.arctan(cfg.inlier_px / np.maximum(half, 1e-9))))
     far = ne >= 1.5 * half[None] * np.abs(V[:, 2:3])
     m = (ang <= thr[None]) & far & (ne > 0)

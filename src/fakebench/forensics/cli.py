@@ -20,7 +20,8 @@ from ..errors import FakebenchError
 def _safe_stem(path: str) -> str:
     """File-name stem restricted to [A-Za-z0-9._-] so outputs stay inside --out."""
     stem = Path(path).stem or "image"
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "image"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)
+    stem = re.sub(r"\.{2,}", ".", stem).strip("._") or "image"
     return stem[:100]
 
 
