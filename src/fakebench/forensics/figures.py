@@ -93,7 +93,7 @@ def lighting_figure(result: LightingResult, image: np.ndarray | None = None, pat
             ax.plot(*c.anchor, "s", color=col, ms=5, mec="k", mew=0.5)
             ax.plot(*c.other, "o", color=col, ms=5, mec="k", mew=0.5)
         else:
-            n = sign * c.direction
+            n = c.direction  # the annotated outward normal (the feasible side flips for a light behind)
             t = np.array([-n[1], n[0]])
             ax.plot([c.anchor[0] - reach * t[0], c.anchor[0] + reach * t[0]],
                     [c.anchor[1] - reach * t[1], c.anchor[1] + reach * t[1]], ":", color=col, lw=1.2)
@@ -105,7 +105,8 @@ def lighting_figure(result: LightingResult, image: np.ndarray | None = None, pat
         _draw_regions(ax, result.regions, box, "limegreen", "feasible light")
     else:
         _draw_regions(ax, result.regions_after_removal, box, "orange", "feasible without red", ls="--")
-    ax.plot([], [], "s", color="deepskyblue", label="shadow point (square) / object point (dot)")
+    ax.plot([], [], "s", color="deepskyblue", label="shadow point (square) / object point (dot)"
+            + ("; wedges flipped: light behind the camera" if sign < 0 else ""))
     if bad:
         ax.plot([], [], "-", color="red", label="smallest removal set")
     ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
