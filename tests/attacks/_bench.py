@@ -29,7 +29,8 @@ MAX_PER_CLASS_AUC = 48
 class Bench:
     detector: torch.nn.Module
     checkpoint: Path
-    data_dir: Path
+    manifest: Path
+    side: int  # side of the benchmark's (square) patches
     x: torch.Tensor  # balanced test images (N, 3, H, W)
     y: torch.Tensor  # their labels
     fake_x: torch.Tensor  # correctly detected synthetic test images
@@ -82,21 +83,36 @@ def _load(samples: list, limit: int, size: tuple[int, int] | None = None) -> tor
 _CACHE: dict[str, Bench] = {}
 
 
+def train_config(side: int, seed: int = SEED, epochs: int = 4):
+    """CPU-sized CNNSpot recipe: JPEG augmentation (so that JPEG alone does not fool it),
+    a little blur, crops of the patches' own size (not the 224 of full-size training)."""
+    from fakebench.train import TrainConfig
+
+    return TrainConfig(epochs=epochs, batch_size=32, lr=2e-3, crop=side, blur_prob=0.1, jpeg_prob=0.5, seed=seed,
+                       progress=False)
+
+
 def build_bench() -> Bench:
     if "bench" in _CACHE:
         return _CACHE["bench"]
     from fakebench.data import load_dataset, select
     from fakebench.data.builtin import build_builtin
-    from fakebench.train import TrainConfig, train_detector
+    from fakebench.io import load_image
+    from fakebench.train import train_detector
 
     root = Path(tempfile.mkdtemp(prefix="fakebench-attack-bench-"))
-    data_dir = Path(build_builtin(root / "data", seed=SEED))
+    # a smaller benchmark than the default (fewer patches, shorter autoencoder training):
+    # same generators and splits, ~20 s to build on 2 cores
+    data_dir = Path(build_builtin(root / "data", seed=SEED, train_steps=80, n_train=600, n_val=150, n_test=200,
+                                  progress=False))
     manifest = data_dir / "manifest.csv" if (data_dir / "manifest.csv").exists() else data_dir
+    all_samples = load_dataset(manifest)
+    side = min(load_image(all_samples[0].path).shape[:2])  # train at the patches' own size
     torch.manual_seed(SEED)
-    cfg = TrainConfig(epochs=4, batch_size=32, lr=2e-3, blur_prob=0.1, jpeg_prob=0.5, seed=SEED, progress=False)
+    cfg = train_config(side, seed=SEED)
     det, _ = train_detector("cnnspot", manifest, root / "det", cfg, arch="resnet10", width=16)
     det.eval()
-    test = select(load_dataset(manifest), split="test")
+    test = select(all_samples, split="test")
     real = [s for s in test if int(s.label) == 0]
     fake = [s for s in test if int(s.label) == 1]
     xr = _load(real, MAX_PER_CLASS_AUC)
@@ -106,7 +122,7 @@ def build_bench() -> Bench:
     zf = scores(det, xf)
     right = zf > threshold(det)
     fake_x = xf[right][:MAX_ATTACKED]
-    b = Bench(det, root / "det", data_dir, x, y, fake_x, torch.ones(len(fake_x), dtype=torch.long))
+    b = Bench(det, root / "det", manifest, side, x, y, fake_x, torch.ones(len(fake_x), dtype=torch.long))
     b.record("clean AUC (test)", auc(y, scores(det, x)))
     b.record("clean detection rate of synthetic test images", float(right.float().mean()))
     _CACHE["bench"] = b

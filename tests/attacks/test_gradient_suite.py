@@ -145,7 +145,7 @@ def test_uap_fit_data_forms(tiny_detector):
 
 # -- on the built-in benchmark with a trained detector ---------------------------------------
 
-from _bench import asr, bench  # noqa: E402,F401  (session fixture)
+from _bench import asr, bench, scores  # noqa: E402,F401  (session fixture)
 
 
 def test_success_rises_with_eps(bench):
@@ -153,19 +153,24 @@ def test_success_rises_with_eps(bench):
     rates = []
     for eps in (0.5 / 255, 1 / 255, 2 / 255, 8 / 255):
         adv = attacks.create("pgd", eps=eps, steps=10, step_size=eps / 4)(det, x, y)
+        assert float((adv - x).abs().max()) <= eps + 1e-6
         rates.append(asr(det, adv))
     bench.record("pgd success vs eps (0.5,1,2,8)/255", rates)
     assert all(b >= a - 0.05 for a, b in zip(rates, rates[1:]))
-    assert rates[-1] >= 0.9 and rates[-1] - rates[0] >= 0.3
+    assert rates[-1] >= 0.5 and rates[-1] - rates[0] >= 0.4
 
 
 def test_eot_through_jpeg_survives_real_jpeg(bench):
     from fakebench.data import degrade
 
     det, x, y = bench.detector, bench.fake_x, bench.fake_y
-    opts = {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255}
+    opts = {"eps": 6 / 255, "steps": 10, "step_size": 1.5 / 255}
     plain = attacks.create("pgd", **opts)(det, x, y)
     eot = attacks.create("pgd", eot=[{"op": "jpeg", "quality": [70, 80]}], **opts)(det, x, y)
-    plain_after, eot_after = asr(det, degrade.jpeg(plain, 75)), asr(det, degrade.jpeg(eot, 75))
-    bench.record("success after JPEG q75: plain PGD, EOT-JPEG PGD", [plain_after, eot_after])
-    assert eot_after >= plain_after + 0.2
+    jp_plain, jp_eot = degrade.jpeg(plain, 75), degrade.jpeg(eot, 75)
+    only_jpeg, plain_after, eot_after = asr(det, degrade.jpeg(x, 75)), asr(det, jp_plain), asr(det, jp_eot)
+    bench.record("success at 6/255 after JPEG q75: JPEG alone, plain PGD, EOT-JPEG PGD", [only_jpeg, plain_after, eot_after])
+    assert only_jpeg <= 0.2  # JPEG alone does not fool the (JPEG-augmented) detector
+    assert eot_after >= plain_after + 0.15
+    z_plain, z_eot = scores(det, jp_plain), scores(det, jp_eot)
+    assert float((z_eot < z_plain).float().mean()) >= 0.6  # lower synthetic score after JPEG on most images
