@@ -347,7 +347,7 @@ def _cf_patch(seed: int = 0, fraction: float = 0.01, lr: float = 0.05, batch_siz
               fit_on: str | None = None, fit_split: str | None = "train", fit_limit: int | None = 512,
               **options: Any) -> CFPatch:
     threat = threat_from(options, {"steps": 10})
-    threat.norm = "patch"
+    threat.norm, threat.eps = "patch", 0.0  # the budget is the area (``fraction``), not a norm
     return CFPatch(threat, seed=seed, fraction=fraction, lr=lr, batch_size=batch_size, fit_on=fit_on,
                    fit_split=fit_split, fit_limit=fit_limit)
 
@@ -370,8 +370,8 @@ class CFTransfer(_Reports, Attack):
         self.surrogate_ref = surrogate_ref or type(surrogate).__name__
 
     def params(self) -> dict[str, Any]:
-        return {"surrogate": self.surrogate_ref, "base": getattr(self.base, "registry_name", self.base.name),
-                "base_params": self.base.params(), "seed": self.seed}
+        return {**self.base.params(), "surrogate": self.surrogate_ref,
+                "base": getattr(self.base, "registry_name", self.base.name)}
 
     def run(self, detector, x, y, generator):
         sur = self.surrogate
