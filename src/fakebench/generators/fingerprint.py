@@ -69,3 +69,22 @@ def upsampling_prominence(images: torch.Tensor, periods: Iterable[int] = (2, 4),
     """:func:`peak_prominence` of the mean log spectrum of the :func:`noise_residual` of
     (N, 3, H, W) images in [0, 1]."""
     return peak_prominence(mean_log_spectrum(noise_residual(images.float())), periods, axes_only)
+
+
+def phase_energy_variation(images: torch.Tensor, period: int = 4) -> float:
+    """Coefficient of variation of the noise-residual energy over the ``period`` x ``period``
+    pixel phases (pixel (y, x) has phase (y mod period, x mod period)), pooled over images
+    and channels.
+
+    Up-sampling makes the local statistics of the output depend on the phase (a second-order,
+    cyclostationary trace: what resampling detectors look for), which this captures even
+    when the first-order spectral peaks are weak, as for nearest-neighbour + convolution.
+    Images must share the phase origin (crops at offsets that are multiples of ``period``).
+    Real photographs give small values that shrink with the number of pixels pooled.
+    """
+    r = noise_residual(images.float())
+    h, w = r.shape[-2:]
+    h, w = h - h % period, w - w % period
+    e = (r[..., :h, :w] ** 2).mean(dim=(0, 1))
+    folded = e.reshape(h // period, period, w // period, period).mean(dim=(0, 2))
+    return float(folded.std() / folded.mean().clamp_min(1e-20))
