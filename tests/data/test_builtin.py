@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fakebench.data.builtin import (
@@ -22,6 +23,17 @@ from fakebench.errors import ConfigError, DataError
 from fakebench.io import save_png
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The models here are small: one intra-op thread avoids OpenMP oversubscription, which
+    slowed these tests 5-10x when other processes shared the 2 cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 #: a small configuration (patch 32, ~260 patches, 30 training steps) that builds in seconds
 SMALL = dict(patch=32, n_train=120, n_val=48, n_test=96, train_steps=30, progress=False)

@@ -13,6 +13,16 @@ from fakebench.generators.autoencoders import UPSAMPLERS, TinyConvAE, apply_gene
 from fakebench.generators.fingerprint import peak_bins, phase_energy_variation, upsampling_prominence
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The models here are small: one intra-op thread avoids OpenMP oversubscription, which
+    slowed these tests 5-10x when other processes shared the 2 cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def photos() -> list[np.ndarray]:
     import skimage.data as d
@@ -87,7 +97,7 @@ def test_same_seed_same_model_and_rng_untouched(photos, patches):
 
 def test_threads_restored(photos):
     before = torch.get_num_threads()
-    train_autoencoder(photos, "nearest", seed=0, steps=2, num_threads=1)
+    train_autoencoder(photos, "nearest", seed=0, steps=2, num_threads=before + 1)
     assert torch.get_num_threads() == before
 
 

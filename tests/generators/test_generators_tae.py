@@ -15,6 +15,16 @@ from fakebench.generators.tae import TinyAutoencoder, find_weight_files
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The models here are small: one intra-op thread avoids OpenMP oversubscription, which
+    slowed these tests 5-10x when other processes shared the 2 cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _shared_dir() -> Path | None:
     for cand in ((REPO / ".." / "shared").resolve(), os.environ.get("FAKEBENCH_SHARED")):
         if cand and Path(cand).is_dir():

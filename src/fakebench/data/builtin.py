@@ -457,6 +457,7 @@ def build_builtin(
         "train_steps": train_steps, "min_std": min_std, "max_real_files": max_real_files,
         "bundled": list(SKIMAGE_PHOTOS) if include_bundled else [],
         "skimage_version": skimage.__version__ if include_bundled else None,
+        "real_dirs": [str(Path(d).expanduser().resolve()) for d in real_dirs],
         "real_files": _file_listing(p for _, p in files),
         "tae_weights": tae_listing,
     }
