@@ -173,17 +173,18 @@ def test_real_dirs_and_bad_files(tmp_path, caplog):
         save_png(real / "sub" / f"p{i}.png", img)
     (real / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
     caplog.set_level(logging.INFO)
-    d = build_builtin(tmp_path / "ds", real_dirs=[real], include_bundled=False, seed=0,
-                      **{**SMALL, "n_train": 36, "n_val": 12, "n_test": 24})
+    opts = {**SMALL, "n_train": 36, "n_val": 12, "n_test": 24, "max_crops_per_photo": 3}
+    d = build_builtin(tmp_path / "ds", real_dirs=[real], include_bundled=False, seed=0, **opts)
     assert "broken.jpg" in caplog.text
     _, rows = read_manifest(d)
-    photos = {r["source"].split("@")[0] for r in rows}
-    assert photos <= {f"photos/sub/p{i}.png" for i in range(3)} and photos
+    photos = Counter(r["source"].split("@")[0] for r in rows if r["source"])
+    assert set(photos) <= {f"photos/sub/p{i}.png" for i in range(3)} and photos
+    # each 150x140 photo has 2x2 crops of 64 px; at most 3 kept per photo, 6 patches each
+    assert max(photos.values()) <= 3 * len(VIEWS)
     # the folder listing is part of the cache key: touching a file invalidates the build
     h1 = json.loads((d / "settings.json").read_text())["hash"]
     save_png(real / "sub" / "p3.png", np.full((140, 140, 3), 0.5))
-    build_builtin(tmp_path / "ds", real_dirs=[real], include_bundled=False, seed=0,
-                  **{**SMALL, "n_train": 36, "n_val": 12, "n_test": 24})
+    build_builtin(tmp_path / "ds", real_dirs=[real], include_bundled=False, seed=0, **opts)
     assert json.loads((d / "settings.json").read_text())["hash"] != h1
 
 

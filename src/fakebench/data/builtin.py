@@ -56,9 +56,10 @@ import re
 import shutil
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -173,10 +174,9 @@ def list_real_files(real_dirs: Sequence[PathLike]) -> list[tuple[Path, Path]]:
     return out
 
 
-def folder_photos(files: Sequence[tuple[Path, Path]]) -> list[Photo]:
-    """Load the listed images with :func:`fakebench.io.load_image`; bad files are skipped with a
-    warning naming the file."""
-    photos: list[Photo] = []
+def folder_photos(files: Sequence[tuple[Path, Path]]) -> Iterator[Photo]:
+    """Load the listed images one at a time with :func:`fakebench.io.load_image`; bad files
+    are skipped with a warning naming the file."""
     seen: set[str] = set()
     for root, p in files:
         try:
@@ -184,25 +184,28 @@ def folder_photos(files: Sequence[tuple[Path, Path]]) -> list[Photo]:
         except ImageLoadError as exc:
             log.warning("skipping real image %s", exc)
             continue
-        base = f"{root.name}/{p.relative_to(root).as_posix()}"
+        base = f"{root.resolve().name or 'real'}/{p.relative_to(root).as_posix()}"
         name, i = base, 1
         while name in seen:
             i += 1
             name = f"{base}#{i}"
         seen.add(name)
-        photos.append(Photo(name, name, _to_uint8(img)))
-    return photos
+        yield Photo(name, name, _to_uint8(img))
 
 
-def cut_crops(photos: Sequence[Photo], size: int, min_std: float) -> list[Crop]:
+def cut_crops(photos: Iterable[Photo], size: int, min_std: float, max_per_photo: int | None = None,
+              seed: int = 0) -> list[Crop]:
     """Non-overlapping ``size`` x ``size`` crops on a grid centred in each photo, skipping
-    near-constant ones (standard deviation below ``min_std`` in [0, 1] units)."""
+    near-constant ones (standard deviation below ``min_std`` in [0, 1] units); with
+    ``max_per_photo``, a seeded random subset of at most that many per photo. Photos are
+    consumed one at a time (only the crops are kept)."""
     crops: list[Crop] = []
     skipped = 0
     for ph in photos:
         h, w = ph.image.shape[:2]
         ny, nx = h // size, w // size
         oy, ox = (h - ny * size) // 2, (w - nx * size) // 2
+        mine: list[Crop] = []
         for i in range(ny):
             for j in range(nx):
                 y, x = oy + i * size, ox + j * size
@@ -210,7 +213,11 @@ def cut_crops(photos: Sequence[Photo], size: int, min_std: float) -> list[Crop]:
                 if float(px.std()) / 255.0 < min_std:
                     skipped += 1
                     continue
-                crops.append(Crop(ph.name, ph.group, y, x, size, np.ascontiguousarray(px)))
+                mine.append(Crop(ph.name, ph.group, y, x, size, np.ascontiguousarray(px)))
+        if max_per_photo is not None and len(mine) > max_per_photo:
+            rng = np.random.default_rng([seed, zlib.crc32(ph.name.encode())])
+            mine = [mine[k] for k in np.sort(rng.choice(len(mine), max_per_photo, replace=False))]
+        crops += mine
     if skipped:
         log.info("skipped %d near-constant source crops", skipped)
     return crops
@@ -245,8 +252,8 @@ def assign_crops(crops: Sequence[Crop], targets: dict[str, int], generators: dic
     if available < total:
         scale = available / total
         want = {s: int(v * scale) for s, v in want.items()}
-        log.warning("only %d patches available from %d source crops; split sizes scaled to %s",
-                    available, len(crops), want)
+        log.info("%d patches available from %d source crops (targets %d): split sizes scaled to %s",
+                 available, len(crops), total, want)
     have = {s: 0 for s in SPLITS}
     counts = {s: {"real": 0, **{g: 0 for g in generators[s]}} for s in SPLITS}
     fake_total = {s: 0 for s in SPLITS}
@@ -401,6 +408,7 @@ def build_builtin(
     train_steps: int = 200,
     include_bundled: bool = True,
     max_real_files: int = 100,
+    max_crops_per_photo: int = 64,
     min_std: float = 0.02,
     progress: bool = True,
 ) -> Path:
@@ -421,6 +429,8 @@ def build_builtin(
         train_steps: Adam steps for each tiny autoencoder (batch 8, 32 px crops).
         include_bundled: use the scikit-image photographs (set False to use only real_dirs).
         max_real_files: at most this many files from ``real_dirs`` (a seeded subset beyond).
+        max_crops_per_photo: at most this many source crops from each ``real_dirs`` photo (a
+            seeded subset; bounds memory for large photographs; bundled photos are used whole).
         min_std: source crops whose pixel standard deviation is below this are skipped.
         progress: progress bars and log lines.
 
@@ -436,6 +446,8 @@ def build_builtin(
     for name, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test), ("train_steps", train_steps)):
         if v < 0:
             raise ConfigError(f"{name} must be >= 0, got {v}")
+    if max_crops_per_photo < 1 or max_real_files < 0:
+        raise ConfigError("max_crops_per_photo must be >= 1 and max_real_files >= 0")
     files = list_real_files(real_dirs)
     if len(files) > max_real_files:
         pick = np.sort(np.random.default_rng(seed).choice(len(files), max_real_files, replace=False))
@@ -455,6 +467,7 @@ def build_builtin(
         "version": BUILTIN_VERSION,
         "patch": patch, "seed": seed, "n_train": n_train, "n_val": n_val, "n_test": n_test,
         "train_steps": train_steps, "min_std": min_std, "max_real_files": max_real_files,
+        "max_crops_per_photo": max_crops_per_photo,
         "bundled": list(SKIMAGE_PHOTOS) if include_bundled else [],
         "skimage_version": skimage.__version__ if include_bundled else None,
         "real_dirs": [str(Path(d).expanduser().resolve()) for d in real_dirs],
@@ -479,13 +492,16 @@ def build_builtin(
                                  "settings": settings, "complete": False})
 
     # 1. sources
-    photos = (bundled_photos() if include_bundled else []) + folder_photos(files)
-    if not photos:
-        raise ConfigError("no usable photograph: the bundled photos are disabled or failed and "
-                          "real_dirs gave no readable image")
-    crops = cut_crops(photos, 2 * patch, min_std)
+    bundled = bundled_photos() if include_bundled else []
+    crops = cut_crops(bundled, 2 * patch, min_std)
+    n_photos = len(bundled)
+    del bundled
+    before = len(crops)
+    crops += cut_crops(folder_photos(files), 2 * patch, min_std, max_per_photo=max_crops_per_photo, seed=seed)
+    n_photos += len({c.photo for c in crops[before:]})
     if not crops:
-        raise ConfigError(f"no source crop of {2 * patch} px: photographs too small or flat")
+        raise ConfigError(f"no usable source crop of {2 * patch} px: no readable photograph (bundled photos "
+                          "disabled or failed, real_dirs empty or unreadable), or all too small or flat")
 
     # 2. generators per split
     tae = None
@@ -500,7 +516,7 @@ def build_builtin(
     heldout = list(HELDOUT_GENERATORS) + ([tae.name] if tae is not None else [])
     gens = {"train": list(SEEN_GENERATORS), "val": list(SEEN_GENERATORS), "test": list(SEEN_GENERATORS) + heldout}
     assigned = assign_crops(crops, {"train": n_train, "val": n_val, "test": n_test}, gens, seed)
-    _say(f"built-in benchmark: {len(photos)} photos, {len(crops)} source crops of {2 * patch} px, "
+    _say(f"built-in benchmark: {n_photos} photos, {len(crops)} source crops of {2 * patch} px, "
         f"{len(assigned)} used; generators {', '.join(gens['test'])} (held out: {', '.join(heldout)})", progress)
 
     # 3. train the tiny autoencoders on the train split's generator crops
