@@ -57,5 +57,5 @@ def entries():
 # register families (import for side effects)
 from . import resnet  # noqa: E402,F401
 from . import clip, fusion  # noqa: E402,F401
-from . import embeddings, faces  # noqa: E402,F401
+from . import embeddings, faces, laundering  # noqa: E402,F401
 from . import perspective  # noqa: E402,F401
