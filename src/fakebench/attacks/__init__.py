@@ -40,3 +40,4 @@ class _Identity(Attack):
 def _none() -> Attack:
     return _Identity(ThreatModel(direction="all", norm="none", eps=0.0, steps=0, quantize=False))
 from . import carlini_farid, sharing, universal  # noqa: E402,F401
+from . import blackbox, laundering, mimicry  # noqa: E402,F401
