@@ -177,3 +177,16 @@ def test_registry_and_hints():
     for n in ("embedding-pca", "embedding-ae"):
         assert n in names and "2023" in names[n].paper
     assert "fit_pca" in EmbeddingPCA.weights_hint and EmbeddingAE.weights_hint
+
+
+def test_pgd_moves_a_posed_face_towards_the_synthetic_model(face_sets):
+    """White-box 'spoof' on embedding-pca: 8 grey levels make a real (posed) face reconstruct
+    better from the synthetic-face embedding (its logit rises)."""
+    from fakebench import attacks
+
+    fake, real = face_sets
+    det = fit_pca(torch.cat([fake[:80], fake[:80].flip(-1)]), dim=8, size=12, grayscale=True)
+    x = real[0, 80:86]
+    x_adv = attacks.create("pgd", eps=8 / 255, steps=10, direction="spoof")(det, x, torch.zeros(6, dtype=torch.long))
+    assert (x_adv - x).abs().max() <= 8 / 255 + 1e-6
+    assert (det.score(x_adv) > det.score(x)).all()

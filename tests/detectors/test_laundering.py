@@ -114,6 +114,16 @@ def test_same_image_same_score_and_save_load_identical(tmp_path):
     assert torch.equal(det(x), back(x))
 
 
+def test_pgd_evasion_lowers_the_patch_averaged_score():
+    from fakebench import attacks
+
+    det = _small("laundering-stage1", residual=True)
+    x = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    x_adv = attacks.create("pgd", eps=4 / 255, steps=5, direction="evade")(det, x, torch.ones(2, dtype=torch.long))
+    assert (x_adv - x).abs().max() <= 4 / 255 + 1e-6
+    assert (det.score(x_adv) < det.score(x)).all()
+
+
 class _Fixed(Detector):
     """Returns the mean of channel 0 (stage 1) or channel 1 (stage 2) as the logit."""
 

@@ -62,7 +62,8 @@ class EmbeddingDetector(Detector):
 
     paper: ClassVar[str] = _PAPER
     weights_hint: ClassVar[str] = ("no public checkpoint (LinkedIn-internal); fit on aligned synthetic faces with "
-                                   "fit_pca(images) / fit_autoencoder(images) and save(); load with detectors.load(DIR)")
+                                   "fit_pca(images) / fit_autoencoder(images) and save(); "
+                                   "load with detectors.load(DIR)")
     #: not trained by the shared classifier trainer: fitted one-class on synthetic faces
     train_recipe: ClassVar[dict[str, Any]] = {}
 
@@ -214,6 +215,10 @@ def _embedding_ae(dim: int = 128, size: int = 64, grayscale: bool = False, stand
     return EmbeddingAE(dim=dim, size=size, grayscale=grayscale, standardize=standardize, width=width)
 
 
+_embedding_pca.weights_hint = EmbeddingDetector.weights_hint  # type: ignore[attr-defined]
+_embedding_ae.weights_hint = EmbeddingDetector.weights_hint  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------------------------------------------
 # fitting
 
@@ -321,6 +326,7 @@ def fit_autoencoder(images: ImagesLike, steps: int = 2000, seed: int = 0, dim: i
         losses.append(float(loss.detach()))
     tau = det.set_tau_from_errors(_errors(det, x[cal_idx]), quantile)
     det.meta = {"fit": "autoencoder", "n_fit": len(fit_idx), "n_calib": len(cal_idx), "tau": tau,
-                "quantile": quantile, "steps": int(steps), "final_loss": float(np.mean(losses[-20:])) if losses else None,
+                "quantile": quantile, "steps": int(steps),
+                "final_loss": float(np.mean(losses[-20:])) if losses else None,
                 "seed": seed}
     return det.eval()

@@ -11,7 +11,9 @@ true-positive rate at a 0.5 % false-positive rate: that is the detector's operat
 
 Our reading, where the paper is silent: the dropout follows each hidden layer; the pooled
 EfficientNet feature (1280-d) feeds the first hidden layer; with a randomly initialised backbone
-(no ImageNet file given) the whole network is trained, since a frozen random backbone is useless.
+(no ImageNet file given) the whole network is trained, since a frozen random backbone is useless
+(in eval mode a freshly initialised EfficientNet passes almost no signal: its batch-norm
+statistics are still the defaults; training, or one pass in train mode, sets them).
 No public checkpoint exists (the model was LinkedIn's production model), so there is no official
 loader; ``imagenet_weights`` takes a local torchvision ``efficientnet_b1`` state dict (nothing is
 ever downloaded).
@@ -19,6 +21,7 @@ ever downloaded).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -30,6 +33,8 @@ from torch import nn
 from ..errors import CheckpointError, ConfigError
 from . import register
 from .base import IMAGENET_MEAN, IMAGENET_STD, Detector, load_state_dict_strict, strip_prefix, torch_load_safe
+
+log = logging.getLogger(__name__)
 
 
 class FacesInTheWild(Detector):
@@ -85,6 +90,9 @@ class FacesInTheWild(Detector):
         if imagenet_weights:
             self.load_imagenet(imagenet_weights)
         self.frozen = bool(imagenet_weights) if freeze_backbone is None else bool(freeze_backbone)
+        if self.frozen and not imagenet_weights:
+            log.warning("faces-wild: freezing a randomly initialised backbone (no imagenet_weights): its features "
+                        "carry almost no signal; only the scoring layers will learn")
         if self.frozen:
             for p in self.features.parameters():
                 p.requires_grad_(False)
@@ -162,3 +170,6 @@ def _faces_wild(input_size: int = 512, hidden: int = 2048, dropout: float = 0.8,
                 imagenet_weights: str | None = None, freeze_backbone: bool | None = None) -> FacesInTheWild:
     return FacesInTheWild(input_size=input_size, hidden=hidden, dropout=dropout,
                           imagenet_weights=imagenet_weights, freeze_backbone=freeze_backbone)
+
+
+_faces_wild.weights_hint = FacesInTheWild.weights_hint  # type: ignore[attr-defined]
