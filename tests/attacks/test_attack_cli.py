@@ -16,6 +16,15 @@ from fakebench.errors import ConfigError
 from fakebench.io import load_image, save_png
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small CPU workloads run faster on one thread than on two contended ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _parser():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="command", required=True)

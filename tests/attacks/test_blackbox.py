@@ -11,6 +11,15 @@ from fakebench import attacks
 from fakebench.detectors.base import Detector
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small CPU workloads run faster on one thread than on two contended ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class NoGrad(Detector):
     """A detector whose score has no gradient: evaluated under no_grad, through numpy."""
 

@@ -6,10 +6,20 @@ import argparse
 import csv
 
 import numpy as np
+import pytest
 import torch
 
 from fakebench import attacks, detectors
 from fakebench.attacks import transfer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small CPU workloads run faster on one thread than on two contended ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _det(seed: int):

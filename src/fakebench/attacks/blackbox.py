@@ -180,8 +180,9 @@ def _square(seed: int = 0, n_queries: int = 1000, p_init: float = 0.8, batch_siz
 # -- HopSkipJump -----------------------------------------------------------------------------
 
 def _dist(a: torch.Tensor, b: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-sample distance, on the CPU (where the attack's bookkeeping lives)."""
     d = (a - b).flatten(1)
-    return d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+    return (d.abs().amax(1) if norm == "linf" else d.norm(dim=1)).float().cpu()
 
 
 def _project(x: torch.Tensor, x_adv: torch.Tensor, r: torch.Tensor, norm: str) -> torch.Tensor:
@@ -350,7 +351,7 @@ class HopSkipJump(Attack):
                 todo = (~step_ok).nonzero().flatten()
                 if len(todo) == 0:
                     break
-                cand = (xb[todo] + xi[todo].view(-1, 1, 1, 1) * v[todo]).clamp(0, 1)
+                cand = (xb[todo] + xi[todo].view(-1, 1, 1, 1).to(xb) * v[todo]).clamp(0, 1)
                 ok = self._is_adv(count, cand, live[todo], sign)
                 nxt[todo[ok]] = cand[ok]
                 step_ok[todo[ok]] = True
