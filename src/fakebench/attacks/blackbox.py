@@ -204,7 +204,8 @@ class HopSkipJump(Attack):
     ``gamma / d^2``), geometric step search of initial size ``dist / sqrt(t)``. Starting
     points: up to ``init_tries`` candidates (uniform noise, the image plus Gaussian noise of
     growing strength, a blurred noisy copy) until one is adversarial. ``max_queries`` caps
-    the queries per sample. Samples with no adversarial start are returned unchanged.
+    the queries per sample (checked before each iteration, so the last iteration may run past
+    it by one iteration's worth). Samples with no adversarial start are returned unchanged.
 
     The budget: with ``norm="linf"``/``"l2"`` and finite ``eps`` the final point is projected
     onto the eps-ball around the clean image; ``norm="none"`` keeps the unbounded result
