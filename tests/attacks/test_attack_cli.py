@@ -113,3 +113,19 @@ def test_output_never_leaves_out(tmp_path):
     assert attack_cli.output_path(tmp_path / "o", Path("a/b.png"), taken) == tmp_path / "o" / "a" / "b.png.png"
     with pytest.raises(ConfigError, match="outside"):
         attack_cli.output_path(tmp_path / "o", Path("../x.png"), taken)
+
+
+def test_labels_come_from_a_dataset_folder(tmp_path, tiny_detector):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from conftest import make_tiny_dataset
+
+    make_tiny_dataset(tmp_path / "data", n_per_class=2)
+    rows = attack_cli.attack_folder(tiny_detector, attacks.create("fgsm", eps=2 / 255, direction="spoof"),
+                                    tmp_path / "data", tmp_path / "out")
+    by = {r["file"]: r for r in rows}
+    assert by["real_000.png"]["label"] == 0 and by["fake_001.png"]["label"] == 1  # from manifest.csv
+    assert by["real_000.png"]["attacked"] is True and by["fake_001.png"]["attacked"] is False
+    assert float(by["fake_001.png"]["linf"]) == 0.0

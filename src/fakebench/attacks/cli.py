@@ -14,9 +14,11 @@ image (L0 fraction of changed pixels, L2, Linf, PSNR in dB), queries and seconds
 ``status`` (``ok`` or the reason the image was skipped). An unreadable image, or one the
 attack fails on, is skipped with a one-line warning; the others still run.
 
-Labels (``--label``): ``real`` or ``fake`` for all images, or ``auto`` (default): a file
-under a folder named ``real``/``0_real`` is real, under ``fake``/``1_fake`` synthetic, any
-other file follows the attack's direction (real for ``spoof``, synthetic otherwise).
+Labels (``--label``): ``real`` or ``fake`` for all images, or ``auto`` (default): when
+``--in`` is a dataset (a ``manifest.csv``, ``real/`` + ``fake/``, CNNDetection folders) its
+labels; otherwise a file under a folder named ``real``/``0_real`` is real, under
+``fake``/``1_fake`` synthetic, and any other file follows the attack's direction (real for
+``spoof``, synthetic otherwise).
 """
 
 from __future__ import annotations
@@ -120,6 +122,18 @@ def auto_label(rel: Path, direction: str) -> int:
     return 0 if direction == "spoof" else 1
 
 
+def dataset_labels(root: Path) -> dict[str, int]:
+    """``{resolved path: label}`` when ``root`` is a dataset layout that
+    :func:`fakebench.data.load_dataset` reads (manifest, real/ + fake/, CNNDetection); else {}."""
+    from ..data import load_dataset
+
+    try:
+        samples = load_dataset(root)
+    except FakebenchError:
+        return {}
+    return {str(Path(s.path).resolve()): int(s.label) for s in samples}
+
+
 def output_path(out: Path, rel: Path, taken: set[Path]) -> Path:
     """``out/rel`` with suffix .png (``name.ext.png`` if that is taken); refuses to leave ``out``."""
     cand = out / rel.with_suffix(".png")
@@ -200,13 +214,15 @@ def attack_folder(detector: torch.nn.Module, attack: Any, in_dir: str | Path, ou
     files = list_images(src, exclude=out)
     if not files:
         raise ConfigError(f"{src}: no images found")
+    known = dataset_labels(src) if label == "auto" else {}
     rows: list[dict[str, Any]] = []
     taken: set[Path] = set()
     loaded: dict[tuple[int, int], list[tuple[dict[str, Any], np.ndarray]]] = {}
     for f in files:
         rel = f.relative_to(src)
         lab = {"real": 0, "fake": 1}.get(label, None)
-        lab = auto_label(rel, direction) if lab is None else lab
+        if lab is None:
+            lab = known.get(str(f.resolve()), auto_label(rel, direction))
         row: dict[str, Any] = {"file": rel.as_posix(), "output": "", "label": lab, "attacked": "",
                                "score_before": "", "score_after": "", "l0": "", "l2": "", "linf": "", "psnr": "",
                                "queries": "", "seconds": "", "status": ""}
