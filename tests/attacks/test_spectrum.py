@@ -74,3 +74,18 @@ def test_save_spectra_writes_figure_and_summary(tmp_path):
     lines = paths["csv"].read_text().splitlines()
     assert lines[0].startswith("attack,detector,low,mid,high") and len(lines) == 4
     assert summarize(spectra[("pgd", "cnn")])["mean_rho"] > 1.0
+
+
+def test_analyze_runs_attacks_per_detector(tmp_path, tiny_detector):
+    from fakebench import attacks
+    from fakebench.attacks.spectrum import analyze
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.round(torch.rand(4, 3, 32, 32, generator=g) * 255) / 255
+    y = torch.tensor([1, 1, 0, 0])
+    res = analyze({"tiny": tiny_detector}, {"pgd": lambda: attacks.create("pgd", eps=4 / 255, steps=2),
+                                            "none": attacks.create("none")}, x, y, out=tmp_path)
+    assert set(res) == {("pgd", "tiny"), ("none", "tiny")}
+    assert res[("pgd", "tiny")]["total_power"] > 0 and np.isnan(res[("none", "tiny")]["low"])
+    assert abs(sum(res[("pgd", "tiny")][b] for b in ("low", "mid", "high")) - 1) < 1e-9
+    assert (tmp_path / "perturbation_spectra.png").exists()

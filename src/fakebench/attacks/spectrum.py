@@ -174,3 +174,22 @@ def save_spectra(spectra: Mapping[tuple[str, str], np.ndarray], out: str | Path,
     fig.savefig(png_path, dpi=120)
     plt.close(fig)
     return {"png": png_path, "csv": csv_path, "json": json_path}
+
+
+def analyze(detectors: Mapping[str, torch.nn.Module], attack_factories: Mapping[str, Any], x: torch.Tensor,
+            y: torch.Tensor, out: str | Path | None = None, seed: int = 0, window: str | None = "hann"
+            ) -> dict[tuple[str, str], dict[str, float]]:
+    """Run every attack (``{name: zero-argument factory or Attack}``) on every detector with the
+    same images and labels, and return :func:`summarize` per (attack, detector); with ``out``,
+    also write the figure and tables (:func:`save_spectra`). Images an attack leaves unchanged
+    (outside its direction) are not part of the mean."""
+    pairs = {}
+    for aname, fac in attack_factories.items():
+        for dname, det in detectors.items():
+            atk = fac() if callable(fac) and not hasattr(fac, "threat") else fac
+            adv = atk(det, x, y, torch.Generator().manual_seed(int(seed)))
+            pairs[(aname, dname)] = (x, adv)
+    spectra = perturbation_spectra(pairs, window)
+    if out is not None:
+        save_spectra(spectra, out)
+    return {k: summarize(s) for k, s in spectra.items()}
