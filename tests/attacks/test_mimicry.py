@@ -130,6 +130,11 @@ def test_errors_are_one_line_config_errors(trained):
     det, _, _, _, tf = trained
     with pytest.raises(ConfigError, match="no centroids"):
         attacks.create("mimicry")(det, tf[:1], torch.ones(1, dtype=torch.long))
+    fitted = attacks.create("mimicry", layer="layer4")
+    fitted.fit(det, tf[:2], tf[2:4])
+    other = detectors.create("cnnspot", arch="resnet10", width=8).eval()
+    with pytest.raises(ConfigError, match="another detector"):
+        fitted(other, tf[:1], torch.ones(1, dtype=torch.long))
     with pytest.raises(ConfigError, match="needs a region"):
         attacks.create("mimicry", mode="decoy")
     with pytest.raises(ConfigError, match="layer"):

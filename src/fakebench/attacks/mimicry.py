@@ -342,9 +342,12 @@ class Mimicry(PGD):
         return super()._direction(grad, state)
 
     def run(self, detector, x, y, generator):
-        if self.centroids is None or (self._fitted_on != id(detector) and
-                                      (self.reference is not None or self.real_ref is not None)):
+        has_refs = self.reference is not None or (self.real_ref is not None and self.fake_ref is not None)
+        if self.centroids is None or (self._fitted_on != id(detector) and has_refs):
             self._fit_from_options(detector, min(x.shape[-2:]))
+        elif self._fitted_on != id(detector):
+            raise ConfigError("mimicry: the centroids were fitted on another detector; call fit() with this one "
+                              "or pass reference=DATASET so that they are refitted")
         assert self.centroids is not None
         sign = torch.as_tensor(self._signs(y)).to(x)
         real_c, fake_c = (self.centroids[k].to(x) for k in ("real", "fake"))
