@@ -29,10 +29,15 @@ log = logging.getLogger(__name__)
 #: the CPU-sized backbone used by the demo (the faithful default is resnet50 / width 64)
 DEMO_BACKBONE = {"arch": "resnet10", "width": 16}
 DEMO_TRAIN = {
-    # CNNSpot recipe: blur + JPEG augmentation (Wang et al. use p = 0.1 or 0.5)
-    "cnnspot": TrainConfig(epochs=6, batch_size=32, lr=1e-3, blur_prob=0.1, jpeg_prob=0.1, crop=None, patience=2),
+    # CNNSpot recipe: blur + JPEG augmentation (Wang et al. use p = 0.1 or 0.5); random 48-px
+    # crops of the 64-px patches (the recipe's 224 would be mostly mirror padding here) and a
+    # cosine learning-rate decay: constant lr 1e-3 left the validation AUC swinging by 0.1
+    # between epochs, cosine settles at about 0.97 within the same 12 epochs
+    "cnnspot": TrainConfig(epochs=12, batch_size=32, lr=1e-3, schedule="cosine", blur_prob=0.1, jpeg_prob=0.1,
+                           crop=48, patience=6),
     # trained WITHOUT JPEG augmentation: the demo shows what JPEG does to such a detector
-    "res50nodown": TrainConfig(epochs=6, batch_size=32, lr=1e-3, blur_prob=0.0, jpeg_prob=0.0, crop=None, patience=2),
+    "res50nodown": TrainConfig(epochs=12, batch_size=32, lr=1e-3, schedule="cosine", blur_prob=0.0, jpeg_prob=0.0,
+                               crop=48, patience=6),
 }
 PGD_EPS = ["1/255", "2/255", "4/255", "8/255"]
 
@@ -99,7 +104,8 @@ def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path]
     settings = json.loads((Path(data_dir) / "settings.json").read_text()) if (Path(data_dir) / "settings.json").exists() else {}
     notes = [
         f"Detectors are CPU-sized ({DEMO_BACKBONE['arch']}, width {DEMO_BACKBONE['width']}) versions of the paper "
-        "architectures, trained for seconds on 64x64 patches; the faithful ResNet-50 is the default outside the demo.",
+        "architectures, trained for seconds on random 48-px crops of 64x64 patches; the faithful ResNet-50 is the "
+        "default outside the demo.",
         "cnnspot is trained with blur+JPEG augmentation (p=0.1), res50nodown without augmentation.",
         "Generators held out of training appear only in the test split: see the per-generator AUC above.",
         f"Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),

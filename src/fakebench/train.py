@@ -38,7 +38,8 @@ class TrainConfig:
     batch_size: int | None = None
     lr: float | None = None
     weight_decay: float = 0.0
-    crop: int | None = None
+    schedule: str = "constant"  # "constant" or "cosine" (decay to 5% of lr over epochs x steps)
+    crop: int | None = None  # None: the family's recipe; 0: no crop (whole images)
     blur_prob: float | None = None
     jpeg_prob: float | None = None
     flip: bool = True
@@ -55,6 +56,8 @@ class TrainConfig:
         for k, v in defaults.items():
             if getattr(out, k) is None:
                 setattr(out, k, recipe.get(k, v))
+        if not out.crop:  # 0 means "train on whole images, no crop"
+            out.crop = None
         return out
 
 
@@ -98,6 +101,7 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
                    cfg: TrainConfig | None = None, **detector_options: Any) -> tuple[detectors.Detector, dict[str, Any]]:
     """Train ``detector_name`` on ``data`` and save it to ``out``. Returns (detector, history)."""
     cfg = cfg or TrainConfig()
+    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed too
     det = detectors.create(detector_name, **detector_options)
     if not getattr(det, "differentiable", True):
         raise ConfigError(f"{detector_name}: not trainable by gradient descent ({det.non_differentiable_reason})")
@@ -116,6 +120,8 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
     dl = DataLoader(ds, batch_size=int(cfg.batch_size), shuffle=True, generator=gen, collate_fn=collate_skip_bad,
                     drop_last=len(train) > int(cfg.batch_size))
     opt = torch.optim.Adam(det.parameters(), lr=float(cfg.lr), weight_decay=cfg.weight_decay)
+    if cfg.schedule not in ("constant", "cosine"):
+        raise ConfigError(f"schedule: expected 'constant' or 'cosine', got {cfg.schedule!r}")
     lossf = torch.nn.BCEWithLogitsLoss()
     eval_tf = EvalTransform(crop_size=cfg.crop)
 
@@ -123,6 +129,9 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
     history: dict[str, Any] = {"config": asdict(cfg), "epochs": []}
     t0 = time.time()
     total = cfg.max_steps or cfg.epochs * max(len(dl), 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, (lambda s: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(s / total, 1.0)))) if cfg.schedule == "cosine"
+        else (lambda s: 1.0))
     bar = progress_bar(total, f"train {detector_name}", cfg.progress, unit="step")
     for epoch in range(cfg.epochs):
         ds.set_epoch(epoch)
@@ -136,6 +145,7 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
             loss = lossf(det(x), y.float())
             loss.backward()
             opt.step()
+            sched.step()
             losses.append(float(loss.detach()))
             step += 1
             bar.update(1)

@@ -74,7 +74,7 @@ class PGD(Attack):
         return self.threat.alpha
 
     def _one_run(self, detector: torch.nn.Module, x: torch.Tensor, sign: torch.Tensor,
-                 generator: torch.Generator, random_start: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                 generator: torch.Generator, random_start: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         t = self.threat
         eps, alpha = float(t.eps), self._step_size()
         x_adv = self._start(x, generator, random_start)
@@ -90,6 +90,8 @@ class PGD(Attack):
                 else:
                     delta = _project_l2(x_adv - x, eps)
                 x_adv = torch.clamp(x + delta, 0, 1)
+        if int(t.restarts) == 1:  # no restart to compare against: skip the extra forward
+            return x_adv.detach(), None
         with torch.no_grad():
             final = self.loss(detector, x_adv, sign, generator)
         return x_adv.detach(), final
@@ -105,7 +107,7 @@ class PGD(Attack):
                 better = loss > best_loss
                 best = torch.where(better.view(-1, 1, 1, 1), adv, best)
                 best_loss = torch.where(better, loss, best_loss)
-        per_restart = int(self.threat.steps) * max(int(self.threat.eot_samples), 1) + 1
+        per_restart = int(self.threat.steps) * max(int(self.threat.eot_samples), 1) + int(self.threat.restarts > 1)
         return best, per_restart * int(self.threat.restarts)
 
 
