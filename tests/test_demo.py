@@ -87,11 +87,24 @@ def test_attack_success_rises_with_eps(demo):
             assert rates[-1] > rates[0] or rates[0] > 0.95, (det, direction, rates)
 
 
-def test_jpeg_lowers_auc_of_detector_trained_without_jpeg(demo):
-    _, results = demo
-    clean = _summary(results, "res50nodown", "clean")["auc"]
-    jpeg = _summary(results, "res50nodown", "jpeg")["auc"]
-    assert jpeg < clean - 0.05, (clean, jpeg)
+def test_degradations_on_the_detector_trained_without_augmentation(demo):
+    """What JPEG q=75 and blur do to ``res50nodown`` (trained without any augmentation).
+
+    Measured, not what the foundation issue expected: JPEG q=75 does NOT measurably lower AUC
+    on the built-in benchmark. It changes a 64x64 patch by about 41.5 dB PSNR, while every
+    generator changes its source by 27 dB or less; the detectors key on the generators' large
+    loss of fine texture, which q=75 leaves in place (Wang et al. 2020 saw JPEG hurt because
+    high-quality GANs leave only fragile high-frequency traces). Gaussian blur (sigma 1),
+    which removes that texture from the reals too, does lower AUC. README: Limitations.
+    """
+    out, results = demo
+    settings = json.loads((out / "data" / "settings.json").read_text())
+    clean = _summary(results, "res50nodown", "clean")
+    jpeg = _summary(results, "res50nodown", "jpeg")
+    blur = _summary(results, "res50nodown", "blur")
+    assert jpeg["psnr"] > max(settings["psnr_db"].values()) + 10, (jpeg["psnr"], settings["psnr_db"])
+    assert abs(jpeg["auc"] - clean["auc"]) < 0.03, (clean["auc"], jpeg["auc"])
+    assert blur["auc"] < clean["auc"] - 0.05, (clean["auc"], blur["auc"])
 
 
 def test_report_numbers_match_results(demo):

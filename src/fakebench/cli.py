@@ -89,7 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = s.add_subparsers(dest="data_command", required=True)
     from .data import builtin
 
-
     builtin.add_parser(data_sub)
 
     s = sub.add_parser("train", help="train a detector on a dataset")
@@ -129,12 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_demo)
 
-    try:
-        from .forensics import cli as forensics_cli
-    except ImportError:  # pragma: no cover - optional during development
-        forensics_cli = None
-    if forensics_cli is not None:
-        forensics_cli.add_parser(sub)
+    from .attacks import cli as attack_cli, transfer
+    from .forensics import cli as forensics_cli
+
+    attack_cli.add_parser(sub)
+    transfer.add_parser(sub)
+    forensics_cli.add_parser(sub)
     return p
 
 

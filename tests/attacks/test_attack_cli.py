@@ -3,7 +3,6 @@ bad images skipped, nothing written outside --out."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 
 import numpy as np
@@ -26,10 +25,9 @@ def _one_thread():
 
 
 def _parser():
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers(dest="command", required=True)
-    attack_cli.add_parser(sub)
-    return p
+    from fakebench.cli import build_parser  # the real `fakebench` command line
+
+    return build_parser()
 
 
 def _folder(root, n=3, size=32, seed=0):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 
 import numpy as np
@@ -63,9 +62,9 @@ def test_transfer_command(tmp_path):
     manifest = make_tiny_dataset(tmp_path / "data", n_per_class=6)
     for name, seed in (("A", 0), ("B", 1)):
         _det(seed).save(tmp_path / name)
-    p = argparse.ArgumentParser()
-    transfer.add_parser(p.add_subparsers(dest="command"))
-    args = p.parse_args(["transfer", "--sources", f"{tmp_path / 'A'}", "--targets", f"{tmp_path / 'A'},{tmp_path / 'B'}",
+    from fakebench.cli import build_parser  # the real `fakebench` command line
+
+    args = build_parser().parse_args(["transfer", "--sources", f"{tmp_path / 'A'}", "--targets", f"{tmp_path / 'A'},{tmp_path / 'B'}",
                          "--data", str(manifest), "--split", "all", "--attack", "pgd", "--eps", "8/255", "--steps", "2",
                          "--direction", "evade", "--out", str(tmp_path / "out")])
     assert args.func(args) == 0
