@@ -5,8 +5,8 @@
 Both attack the same one-logit detector (torchattacks through the two-class view ``[0, z]``)
 with the same budget (Linf 8/255, step 2/255, no random start); repeats are interleaved so
 that drifts in machine load hit both alike, and the medians are compared. fakebench's attack
-also does its bookkeeping (target selection, a final scoring forward used to pick the best
-restart, 8-bit rounding inside the eps-ball); all of it counts. Target: ratio <= 1.05.
+also does its bookkeeping (target selection, 8-bit rounding inside the eps-ball; with several
+restarts, a final scoring forward per restart to pick the best); all of it counts. Target: ratio <= 1.05.
 """
 
 from __future__ import annotations

@@ -90,6 +90,27 @@ def test_attack_command_writes_exact_pngs_and_csv(tmp_path, tiny_detector, caplo
         assert sign * (float(r["score_after"]) - float(r["score_before"])) > 0
 
 
+@pytest.mark.parametrize("name, opts", [("jpeg", ["quality=50"]), ("share", ["platform=telegram"])])
+def test_degradation_attacks_run_from_the_command_line(tmp_path, tiny_detector, name, opts):
+    """Deterministic attacks take no seed: the command must not pass one (it once crashed)."""
+    src = tmp_path / "in"
+    _folder(src, n=2)
+    ckpt = tiny_detector.save(tmp_path / "det")
+    out = tmp_path / "out"
+    argv = ["attack", str(ckpt), "--attack", name, "--in", str(src), "--out", str(out)]
+    for o in opts:
+        argv += ["--opt", o]
+    args = _parser().parse_args(argv)
+    assert args.func(args) == 0
+    rows = {r["file"]: r for r in csv.DictReader(open(out / "attack.csv"))}
+    ok = [r for r in rows.values() if r["status"] == "ok"]
+    assert len(ok) == 3  # two squares + the wide one; the broken file is skipped
+    x = load_image(src / "fake" / "img0.png")
+    y = load_image(out / "fake" / "img0.png")
+    assert np.abs(x - y).max() > 1 / 255  # JPEG touched every image, real and fake
+    assert float(rows["real/img1.png"]["linf"]) > 0
+
+
 def test_attack_command_errors(tmp_path, tiny_detector):
     src = tmp_path / "in"
     _folder(src, n=1)

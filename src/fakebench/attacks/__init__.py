@@ -18,6 +18,17 @@ def create(name: str, **options: Any) -> Attack:
     return atk
 
 
+def create_seeded(name: str, seed: int, **options: Any) -> Attack:
+    """``create`` with ``seed`` passed only to attacks whose factory takes one (degradations
+    such as ``jpeg`` or ``share`` are deterministic and take none)."""
+    import inspect
+
+    entry = {e.name: e for e in REGISTRY.entries()}.get(name)
+    if entry is not None and "seed" in inspect.signature(entry.factory).parameters:
+        options = {**options, "seed": seed}
+    return create(name, **options)
+
+
 def entries():
     return REGISTRY.entries()
 

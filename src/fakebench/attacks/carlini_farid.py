@@ -30,7 +30,6 @@ the generator and is not here.
 
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from . import create as create_attack
-from . import entries as attack_entries
-from . import register
+from . import create_seeded, register
 from .base import Attack, ThreatModel, attack_loss, push_sign, quantize_tensor, target_mask
 from .gradient import PGD, threat_from
 from .universal import UniversalAttack
@@ -402,10 +399,7 @@ def _cf_transfer(surrogate: Any = None, base: str = "pgd", seed: int = 0, **opti
     if base == "cf-transfer":
         raise ConfigError("cf-transfer: base cannot be cf-transfer")
     model, ref = _load_surrogate(surrogate)
-    entry = {e.name: e for e in attack_entries()}.get(base)
-    if entry is not None and "seed" in inspect.signature(entry.factory).parameters:
-        options = {**options, "seed": seed}
-    inner = create_attack(base, **options)
+    inner = create_seeded(base, seed, **options)
     if not inner.needs_gradients:
         raise ConfigError(f"cf-transfer: base {base!r} does not use the surrogate's gradients")
     return CFTransfer(model, inner, surrogate_ref=ref, seed=seed)

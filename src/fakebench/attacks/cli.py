@@ -287,7 +287,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
     det = resolve_detector(args.detector, args.pretrained, parse_options(args.det_opt or []))
     opts = parse_options(args.opt or [])
-    atk = attacks.create(args.attack, seed=args.seed, **opts)
+    atk = attacks.create_seeded(args.attack, args.seed, **opts)
     if getattr(atk, "needs_gradients", True) and not getattr(det, "differentiable", True):
         raise ConfigError(f"{args.attack}: needs gradients, but {args.detector} is not differentiable; "
                           "use a black-box attack (square, hopskipjump)")

@@ -208,7 +208,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
             opts[key] = parse_options([f"{key}={v}"])[key]
     x, y, _ = load_dataset_tensors(args.data, split=args.split, limit=args.limit, size=args.size, seed=args.seed)
     attacks.create(args.attack, **opts)  # fail early on bad options
-    table = transfer_matrix(sources, targets, x, y, lambda: attacks.create(args.attack, seed=args.seed, **opts),
+    table = transfer_matrix(sources, targets, x, y, lambda: attacks.create_seeded(args.attack, args.seed, **opts),
                             batch_size=args.batch_size, out=args.out, seed=args.seed)
     print(table.markdown())
     print(f"wrote {Path(args.out) / 'transfer.csv'}, transfer.md, transfer.png")
