@@ -3,6 +3,9 @@
 1. build (or reuse) the built-in benchmark;
 2. train CPU-sized ``cnnspot`` (with its blur+JPEG augmentation) and ``res50nodown`` (no
    augmentation), seeded;
+   with a local open_clip backbone (``clip_weights``), also fit the UnivFD probe and the CLIPDet
+   SVM on the same train split and fuse CLIPDet with ``res50nodown`` (``clipdet+corvi``); every
+   zoo detector that cannot run is skipped with one line saying what it needs;
 3. evaluate clean + JPEG/resize/blur + white-box PGD at several budgets in both directions
    through the same resumable runner as ``fakebench evaluate`` (the config is written next to
    the results, so the run can be repeated or extended);
@@ -19,10 +22,12 @@ from typing import Any, Sequence
 
 import yaml
 
+from . import detectors, metrics
+from .data import load_dataset, select
 from .data.builtin import build_builtin
 from .report import build_report, format_table
 from .runner import evaluate, load_experiment
-from .train import TrainConfig, train_detector
+from .train import TrainConfig, predict_samples, train_detector
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,75 @@ DEMO_TRAIN = {
                                crop=48, patience=6),
 }
 PGD_EPS = ["1/255", "2/255", "4/255", "8/255"]
+#: CLIP probes the demo fits when a local open_clip backbone is given
+CLIP_PROBES = ("univfd", "clipdet")
+#: zoo detectors the demo never trains, and why (one line each in the demo's output)
+NOT_IN_DEMO = {
+    "faces-wild": "a face detector (512-px faces); the built-in benchmark has no faces",
+    "embedding-pca": "fit on aligned synthetic faces (fakebench.detectors.embeddings.fit_pca); no faces here",
+    "embedding-ae": "fit on aligned synthetic faces (fakebench.detectors.embeddings.fit_autoencoder); no faces here",
+    "laundering-stage1": "trained by fakebench.detectors.laundering.train_laundering on TAE-laundered data",
+    "laundering-stage2": "trained by fakebench.detectors.laundering.train_laundering on TAE-laundered data",
+    "perspective": "scores scenes with straight 3-D edges (fakebench forensics perspective --auto), not patches",
+}
+
+
+def train_clip_probes(manifest: Path, out: Path, clip_weights: str | Path, corvi: Path | None = None,
+                      clip_model: str | None = None, model_config: dict[str, Any] | None = None,
+                      seed: int = 0) -> dict[str, Path]:
+    """Fit ``univfd`` (linear probe) and ``clipdet`` (linear SVM, LLR output) on the train split
+    of ``manifest`` over the frozen open_clip tower in ``clip_weights`` (features cached under
+    ``out/features``), calibrate each threshold on the val split, save under
+    ``out/checkpoints/<name>``; with ``corvi`` (a trained ``res50nodown`` checkpoint) also save
+    the soft-OR fusion ``clipdet+corvi``. Returns name -> checkpoint folder."""
+    from .detectors.clip import train_probe
+    from .detectors.fusion import fuse_clipdet_corvi
+
+    samples = load_dataset(manifest)
+    train, val = select(samples, split="train"), select(samples, split="val")
+    saved: dict[str, Path] = {}
+    built: dict[str, Any] = {}
+    for name in CLIP_PROBES:
+        opts: dict[str, Any] = {"backbone_weights": str(clip_weights), "seed": seed}
+        if clip_model:
+            opts["model"] = clip_model
+        if model_config:
+            opts["model_config"] = model_config
+        det = detectors.create(name, **opts)
+        rep = train_probe(det, train, cache_dir=out / "features", seed=seed)
+        det.eval()
+        yv, sv = predict_samples(det, val)
+        if len(set(yv.tolist())) == 2:
+            det.threshold = float(metrics.calibrate_threshold(yv, sv, method="balanced"))
+        det.meta["val_auc"] = float(metrics.auc(yv, sv)) if len(set(yv.tolist())) == 2 else float("nan")
+        saved[name] = det.save(out / "checkpoints" / name)
+        built[name] = det
+        print(f"      {name}: {rep['method']} on {rep['n_used']} train images ({rep['computed']} embedded, "
+              f"{rep['cache_hits']} from the feature cache), val AUC {det.meta['val_auc']:.4f}", flush=True)
+    if corvi is not None:
+        fused = fuse_clipdet_corvi(built["clipdet"], detectors.load(corvi)).eval()
+        yv, sv = predict_samples(fused, val)
+        if len(set(yv.tolist())) == 2:
+            fused.threshold = float(metrics.calibrate_threshold(yv, sv, method="balanced"))
+        saved["clipdet+corvi"] = fused.save(out / "checkpoints" / "clipdet+corvi")
+    return saved
+
+
+def zoo_skip_lines(clip_weights: str | Path | None) -> list[str]:
+    """One line per registered detector the demo does not run, saying what it would need."""
+    lines = []
+    if clip_weights is None:
+        for name in (*CLIP_PROBES, "clipdet+corvi"):
+            lines.append(f"skipping {name}: no CLIP backbone weights (fakebench demo --clip-weights FILE "
+                         f"[--clip-model NAME]); {_hint(name)}")
+    for name, why in NOT_IN_DEMO.items():
+        lines.append(f"skipping {name}: {why}")
+    return lines
+
+
+def _hint(name: str) -> str:
+    entry = {e.name: e for e in detectors.entries()}.get(name)
+    return getattr(entry.factory, "weights_hint", "") if entry is not None else ""
 
 
 def demo_config(data_manifest: Path, checkpoints: dict[str, Path], seed: int) -> dict[str, Any]:
@@ -64,8 +138,13 @@ def demo_config(data_manifest: Path, checkpoints: dict[str, Path], seed: int) ->
 
 
 def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path] = (), tae_weights: str | Path | None = None,
-             seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """Run the demo end to end; returns the results dict also written to ``out/results.json``."""
+             seed: int = 0, progress: bool = True, clip_weights: str | Path | None = None,
+             clip_model: str | None = None, clip_model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the demo end to end; returns the results dict also written to ``out/results.json``.
+
+    ``clip_weights``: a local open_clip image-tower weights file (``open_clip_model.safetensors``
+    of the model named by ``clip_model``; default each family's ViT-L/14): adds ``univfd``,
+    ``clipdet`` and ``clipdet+corvi``."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -89,6 +168,15 @@ def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path]
         histories[name] = {"best_val_auc": hist["best_val_auc"], "threshold": det.threshold,
                            "epochs": hist["epochs"], "seconds": hist["seconds"]}
         timings[f"train_{name}_s"] = time.time() - t1
+
+    if clip_weights is not None:
+        t1 = time.time()
+        print(f"[2/4] fitting the CLIP probes (univfd, clipdet) on {clip_weights}", flush=True)
+        checkpoints.update(train_clip_probes(manifest, out, clip_weights, corvi=checkpoints.get("res50nodown"),
+                                             clip_model=clip_model, model_config=clip_model_config, seed=seed))
+        timings["train_clip_s"] = time.time() - t1
+    for line in zoo_skip_lines(clip_weights):
+        print(f"      {line}", flush=True)
 
     t2 = time.time()
     cfg_path = out / "demo.yaml"

@@ -63,6 +63,7 @@ class DetectorSpec:
     checkpoint: Path | None = None
     detector: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    optional: bool = False  # weights missing: skip with one line instead of failing
 
 
 @dataclass
@@ -104,6 +105,27 @@ def _path(base: Path, v: Any, where: str) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
+#: option names that hold a file or folder (resolved against the config's folder); a value that
+#: is neither an existing relative path nor path-like (no separator, no weights extension)
+#: stays as it is: ``pretrained: openai`` is an open_clip tag, not a file
+PATH_OPTIONS = {"pretrained", "pretrained_head", "backbone_weights", "weights_dir", "imagenet_weights", "weights",
+                "surrogate", "reference"}
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".pkl", ".npz")
+
+
+def resolve_path_options(opts: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
+    """``opts`` with every path-valued option (see :data:`PATH_OPTIONS`) made absolute."""
+    out = dict(opts)
+    for k in PATH_OPTIONS & set(out):
+        v = out[k]
+        if not isinstance(v, str) or not v or v == "random":
+            continue
+        looks_like_path = "/" in v or "\\" in v or v.lower().endswith(_WEIGHT_SUFFIXES) or v.startswith("~")
+        if looks_like_path or (base / v).exists():
+            out[k] = str(_path(base, v, f"{where}.{k}"))
+    return out
+
+
 def _int(v: Any, where: str, minimum: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
         raise ConfigError(f"{where}: expected an integer, got {v!r}")
@@ -142,7 +164,7 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
     for i, d in enumerate(dets_raw):
         where = f"{source}.detectors[{i}]"
         d = _mapping(d, where)
-        unknown = set(d) - {"name", "checkpoint", "detector", "options"}
+        unknown = set(d) - {"name", "checkpoint", "detector", "options", "optional"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
         if ("checkpoint" in d) == ("detector" in d):
@@ -150,11 +172,13 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
         ck = _path(base, d["checkpoint"], f"{where}.checkpoint") if "checkpoint" in d else None
         if ck is not None and not (ck / "config.json").exists():
             raise ConfigError(f"{where}.checkpoint: {ck} is not a fakebench checkpoint folder (no config.json)")
-        opts = dict(_mapping(d.get("options", {}) or {}, f"{where}.options"))
-        if "pretrained" in opts and opts["pretrained"]:
-            opts["pretrained"] = str(_path(base, opts["pretrained"], f"{where}.options.pretrained"))
+        opts = resolve_path_options(dict(_mapping(d.get("options", {}) or {}, f"{where}.options")), base,
+                                    f"{where}.options")
+        optional = d.get("optional", False)
+        if not isinstance(optional, bool):
+            raise ConfigError(f"{where}.optional: expected true or false, got {optional!r}")
         name = str(d.get("name") or (ck.name if ck else d["detector"]))
-        dets.append(DetectorSpec(name=name, checkpoint=ck, detector=d.get("detector"), options=opts))
+        dets.append(DetectorSpec(name=name, checkpoint=ck, detector=d.get("detector"), options=opts, optional=optional))
     names = [d.name for d in dets]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}.detectors: names must be unique, got {names}")
@@ -169,7 +193,8 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
         kind = str(_req(a, "attack", where))
         if kind in ("clean", "none"):
             continue  # the clean pass always runs
-        opts = dict(_mapping(a.get("options", {}) or {}, f"{where}.options"))
+        opts = resolve_path_options(dict(_mapping(a.get("options", {}) or {}, f"{where}.options")), base,
+                                    f"{where}.options")
         grid = _mapping(a.get("grid", {}) or {}, f"{where}.grid")
         for k, vals in grid.items():
             if not isinstance(vals, list) or not vals:

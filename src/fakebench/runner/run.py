@@ -24,7 +24,7 @@ import torch
 from .. import attacks as attack_registry
 from .. import detectors as detector_registry
 from ..data import Sample, load_dataset, select
-from ..errors import ConfigError, FakebenchError, ImageLoadError
+from ..errors import CheckpointError, ConfigError, FakebenchError, ImageLoadError
 from ..io import DEFAULT_MAX_PIXELS, load_image
 from ..metrics import perturbation_norms
 from ..progress import progress_bar
@@ -77,9 +77,16 @@ def prepare(exp: Experiment) -> Prepared:
         try:
             det = detector_registry.load(spec.checkpoint) if spec.checkpoint else \
                 detector_registry.create(str(spec.detector), **spec.options)
+        except CheckpointError as exc:
+            if not spec.optional:
+                raise ConfigError(f"detectors[{spec.name}]: {exc}") from None
+            log.warning("skipping detector %s (optional): %s", spec.name, exc)
+            continue
         except FakebenchError as exc:
             raise ConfigError(f"detectors[{spec.name}]: {exc}") from None
         dets[spec.name] = det.to(exp.device).eval()
+    if not dets:
+        raise ConfigError("detectors: none could be built (every optional detector lacks its weights)")
     atks = []
     for spec in exp.attacks:
         try:
