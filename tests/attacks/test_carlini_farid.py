@@ -160,8 +160,9 @@ from _bench import asr, auc, bench, scores, train_config  # noqa: E402,F401  (se
 
 def test_lsb_attack_lowers_auc(bench):
     """Carlini & Farid report AUC 0.95 -> 0.0005 for a full ResNet-50 on full-size images; the
-    CPU-sized detector on 64-px patches is far less sensitive to one grey level (see the
-    recorded numbers), so this asserts the direction and relative strength, not a collapse."""
+    CPU-sized detector on 64-px patches is far less sensitive to one grey level (measured,
+    seed 0: AUC 0.876 -> 0.839 with LSB flips), so this asserts a drop of at least 0.02 and the
+    relative strength of LSB vs +-1 grey level, not a collapse."""
     det = bench.detector
     x, y = bench.x, bench.y
     z0 = scores(det, x)
@@ -175,12 +176,17 @@ def test_lsb_attack_lowers_auc(bench):
     bench.record("mean synthetic logit shift: LSB, +-1/255 loss-max", [shift_lsb, shift_pm1])
     assert float((lsb - x).abs().max()) <= 1 / 255 + 1e-7
     assert before >= 0.8
-    assert after < before - 0.002 and after_pm1 < before - 0.002
+    assert after < before - 0.02 and after_pm1 < before - 0.02
     assert float(((z_lsb - z0)[fake] < 0).float().mean()) >= 0.9  # nearly every synthetic score drops
     assert shift_pm1 <= shift_lsb <= 0.25 * shift_pm1  # half the moves allowed: a good part of the effect
 
 
 def test_transfer_is_weaker_than_white_box(bench, tmp_path_factory):
+    """Measured (seed 0): white-box success 1.0, transfer 0.0 at 4/255 (and 0.0 at 8/255 from
+    a surrogate trained on a separately built benchmark): between independently trained tiny
+    CNNs on these patches the transferred perturbation lowers the target's mean logit no more
+    than random +-eps noise does (1.49 -> 1.39 vs 1.37), in line with De Rosa et al.'s weak
+    cross-model transfer. The assertion is the issue's (transfer below white-box)."""
     from fakebench.train import train_detector
 
     det, x, y = bench.detector, bench.fake_x, bench.fake_y
