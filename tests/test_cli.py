@@ -15,6 +15,20 @@ def test_list_detectors_and_attacks(capsys):
     assert main(["list", "detectors"]) == 0
     out = capsys.readouterr().out
     assert "cnnspot" in out and "res50nodown" in out and "paper:" in out
+    # every detector that learns from data says which weights it takes and where they come from
+    from fakebench import detectors
+
+    blocks = {}
+    for line in out.splitlines():
+        if line and not line.startswith(" "):
+            name = line.split()[0]
+            blocks[name] = ""
+        else:
+            blocks[name] += line
+    assert set(blocks) == set(detectors.REGISTRY.names())
+    missing = [n for n, b in blocks.items() if "weights:" not in b and n != "perspective"]
+    assert not missing, missing
+    assert "CNNDetection" in blocks["cnnspot"] and "fc_weights.pth" in blocks["univfd"]
     assert main(["list", "attacks"]) == 0
     out = capsys.readouterr().out
     for name in ("pgd", "jpeg", "resize", "blur"):

@@ -198,3 +198,10 @@ def _res50nodown(arch: str = "resnet50", width: int = 64, crop: int | None = Non
     if pretrained:
         det.load_official(pretrained)
     return det
+
+
+_cnnspot.weights_hint = ("optional official weights: blur_jpg_prob0.5.pth or blur_jpg_prob0.1.pth from "  # type: ignore[attr-defined]
+                         "github.com/PeterWang512/CNNDetection (weights/download_weights.sh); pass pretrained=FILE")
+_res50nodown.weights_hint = ("optional official weights: gandetection_resnet50nodown_progan.pth / _stylegan2.pth from "  # type: ignore[attr-defined]
+                             "github.com/grip-unina/GANimageDetection, or weights/Corvi2023/weights.pth from "
+                             "github.com/grip-unina/ClipBased-SyntheticImageDetection; pass pretrained=FILE")
