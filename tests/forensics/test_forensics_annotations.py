@@ -48,9 +48,13 @@ def test_too_few_segments_message_is_exact() -> None:
     (lambda d: d["groups"][0].pop("segments"), "groups[0].segments: missing"),
     (lambda d: d.pop("groups"), "groups: missing"),
     (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, 500, 12]), "groups[0].segments[0]: point (500, 12) is outside the 100x80 image"),
-    (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, "x", 12]), "groups[0].segments[0][0]: expected a number, got a string"),
-    (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, math.nan, 12]), "groups[0].segments[0][0]: must be finite"),
-    (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, True, 12]), "groups[0].segments[0][0]: expected a number, got a boolean"),
+    (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, "x", 12]), "groups[0].segments[0][2]: expected a number, got a string"),
+    (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, math.nan, 12]), "groups[0].segments[0][2]: must be finite"),
+    (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, True, 12]), "groups[0].segments[0][2]: expected a number, got a boolean"),
+    (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, 50, math.inf]), "groups[0].segments[0][3]: must be finite"),
+    (lambda d: d["groups"][0]["segments"].__setitem__(0, [math.nan, 10, 50, 12]), "groups[0].segments[0][0]: must be finite"),
+    (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, None, 50, 12]), "groups[0].segments[0][1]: expected a number, got null"),
+    (lambda d: d["groups"][0]["segments"].__setitem__(0, {"p1": [1, 2], "p2": [40, math.nan]}), "groups[0].segments[0].p2[1]: must be finite"),
     (lambda d: d["groups"][0]["segments"].__setitem__(0, [10, 10, 10.2, 10]), "groups[0].segments[0]: segment shorter than 1 pixel"),
     (lambda d: d["groups"][0]["segments"].__setitem__(0, {"p1": [1, 2]}), "groups[0].segments[0].p2: missing"),
     (lambda d: d["groups"][1].__setitem__("name", "a"), "groups[1].name: duplicate group name 'a'"),
@@ -121,3 +125,34 @@ def test_example_files_parse_and_match_their_images() -> None:
         ann = load_perspective(EXAMPLES / f"{name}.json")
         assert [g.name for g in ann.groups] == ["x", "y", "z"] and ann.orthogonal == ("x", "y", "z")
         assert json.loads((EXAMPLES / f"{name}.json").read_text())["image"] == f"{name}.png"
+
+
+@pytest.mark.parametrize("fn, make, mutate, expected", [
+    (parse_perspective, _persp, lambda d: d.__setitem__("tolerance", 0.5),
+     "annotations.json: tolerance: unknown key 'tolerance' (did you mean 'tolerance_deg'? allowed: type, image_size, "
+     "tolerance_deg, principal_point_tolerance, groups, orthogonal, image, comment)"),
+    (parse_perspective, _persp, lambda d: d["groups"][1].__setitem__("roles", "vertical"),
+     "annotations.json: groups[1].roles: unknown key 'roles' (did you mean 'role'? allowed: name, role, segments)"),
+    (parse_perspective, _persp,
+     lambda d: d["groups"][0]["segments"].__setitem__(1, {"p1": [10, 30], "p2": [50, 31], "obj": "door"}),
+     "annotations.json: groups[0].segments[1].obj: unknown key 'obj' (did you mean 'object'? allowed: p1, p2, object)"),
+    (parse_lighting, _light, lambda d: d["cast_shadows"][0].__setitem__("tolerance", 1),
+     "annotations.json: cast_shadows[0].tolerance: unknown key 'tolerance' (did you mean 'tolerance_deg'? "
+     "allowed: object, shadow, object_point, tolerance_deg)"),
+    (parse_lighting, _light, lambda d: d.__setitem__("attached_shadows", [{"object": "b", "point": [5, 5], "normal": [1, 0], "xyz": 1}]),
+     "annotations.json: attached_shadows[0].xyz: unknown key 'xyz' (allowed: object, point, normal, tolerance_deg)"),
+    (parse_lighting, _light, lambda d: d.__setitem__("cast_shadow", []),
+     "annotations.json: cast_shadow: unknown key 'cast_shadow' (did you mean 'cast_shadows'? allowed: type, image_size, "
+     "tolerance_deg, cast_shadows, attached_shadows, image, comment)"),
+])
+def test_unknown_keys_are_rejected(fn, make, mutate, expected) -> None:
+    """A typo must not silently fall back to the default (e.g. "tolerance" for "tolerance_deg")."""
+    d = make()
+    mutate(d)
+    assert _msg(fn, d) == expected
+
+
+def test_metadata_keys_are_allowed() -> None:
+    ann = parse_perspective(_persp(image="scene.png", comment="checked by hand"), "a.json")
+    assert len(ann.groups) == 2
+    assert parse_lighting(_light(image="scene.png", comment="x"), "a.json").cast

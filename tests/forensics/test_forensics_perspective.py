@@ -6,7 +6,8 @@ placed 17-21 units from the origin at a random yaw and 6-10 units high, looking 
 five axis-aligned boxes on the ground plane Z = 0. The 12 edges of each box are projected
 exactly (x = K(RX + t)), clipped to the image, and grouped by world direction: "x" and "y"
 (horizontal) and "z" (vertical), declared mutually orthogonal. An "altered" box is projected
-through a camera rotated by 8 deg about the line of sight to the box centre (a pasted object).
+through a camera rotated by 8 deg about the line of sight to the box centre (a pasted object)
+or, where stated, about a random axis through the box centre.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fakebench.forensics import (
     parse_perspective,
     vanishing_point,
 )
+from fakebench.forensics._geometry import line_angle_residuals
 from fakebench.forensics.synthetic import Camera, perspective_annotations, random_scene
 
 
@@ -105,10 +107,17 @@ def test_consistent_scene_is_consistent_with_exact_camera() -> None:
     assert res.horizon_source.startswith("vanishing points of x, y")
 
 
-def test_altered_box_is_the_one_flagged() -> None:
-    rng = np.random.default_rng(5)
-    for _ in range(3):
-        sc, idx = random_scene(rng, size=480, altered=True, alter_axis="view", alter_deg=8.0)
+@pytest.mark.parametrize("alter_axis, seed, n_scenes", [
+    ("view", 5, 3),
+    # random rotation axis: in scene 4 of seed 9 the altered box's z edges sit within 1 deg of the
+    # best pair intersection; refitting on that whole inlier set pulled the vertical VP so that an
+    # innocent box (box3) crossed the tolerance. The locally optimised refit leaves them out.
+    ("random", 9, 5),
+])
+def test_altered_box_is_the_one_flagged(alter_axis, seed, n_scenes) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(n_scenes):
+        sc, idx = random_scene(rng, size=480, altered=True, alter_axis=alter_axis, alter_deg=8.0)
         name = sc.boxes[idx].name
         res = analyze_perspective(parse_perspective(perspective_annotations(sc, tolerance_deg=1.0), "scene.json"))
         assert not res.consistent
@@ -116,7 +125,14 @@ def test_altered_box_is_the_one_flagged() -> None:
         assert flagged == {name}, (flagged, name)
         n_alt = sum(o == name for g in res.groups for o in g.objects)
         n_flag = sum(len(g.outliers) for g in res.groups)
-        assert n_flag >= 0.75 * n_alt  # most of its edges, and nothing else
+        if alter_axis == "view":  # the box's image turns by ~8 deg: nearly every edge is off
+            assert n_flag >= 0.75 * n_alt  # most of its edges, and nothing else
+        # every edge of the altered box that is clearly off the true VP (> 1.5 x the 1-deg
+        # tolerance) is flagged; about a random axis some edges stay (nearly) on their VP
+        for g in res.groups:
+            true_vp = sc.camera.vanishing_point({"x": [1, 0, 0], "y": [0, 1, 0], "z": [0, 0, 1]}[g.name])
+            off = line_angle_residuals(g.segments, true_vp) > 1.5
+            assert set(np.flatnonzero(off)) <= set(g.outliers), (g.name, np.flatnonzero(off), g.outliers)
         assert any(name in s for s in res.issues)
 
 
@@ -165,3 +181,35 @@ def test_result_json_roundtrip() -> None:
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     assert d["consistent"] is True and len(d["groups"]) == 3
     assert d["calibration"]["plausible"] is True and d["horizon"] is not None
+
+
+def test_consensus_refit_ignores_near_tolerance_outliers() -> None:
+    """Scene 4 of seed 9 (random rotation axis): the vertical group's VP comes from the robust
+    consensus, and no innocent box's vertical edge is flagged."""
+    rng = np.random.default_rng(9)
+    for _ in range(5):
+        sc, idx = random_scene(rng, size=480, altered=True, alter_axis="random", alter_deg=8.0)
+    name = sc.boxes[idx].name
+    res = analyze_perspective(parse_perspective(perspective_annotations(sc, tolerance_deg=1.0), "scene.json"))
+    z = next(g for g in res.groups if g.name == "z")
+    assert z.robust
+    innocent = np.array([o != name for o in z.objects])
+    assert z.residuals_deg[innocent].max() < 0.1  # the true VP: innocent edges are exact
+    assert {z.objects[i] for i in z.outliers} == {name}
+
+
+def test_annotated_example_scores_are_ordered() -> None:
+    """Shipped examples (examples/forensics, annotated mode): the tampered scene scores higher
+    (more inconsistent) than the consistent one, and its score exceeds 1 (RMS residual above
+    the tolerance) while the consistent one's is ~0."""
+    from pathlib import Path
+
+    from fakebench.forensics import load_perspective
+
+    ex = Path(__file__).resolve().parents[2] / "examples" / "forensics"
+    good = analyze_perspective(load_perspective(ex / "perspective.json"))
+    bad = analyze_perspective(load_perspective(ex / "perspective_tampered.json"))
+    print(f"annotated-mode scores: consistent {good.score:.4f}, tampered {bad.score:.4f}")
+    assert good.consistent and not bad.consistent
+    assert good.score < 0.1 < 1.0 < bad.score
+    assert good.score < bad.score

@@ -6,7 +6,8 @@ segments of parallel scene lines must meet at one vanishing point, and the vanis
 a scene must come from one plausible camera. The automatic mode
 (:func:`fakebench.forensics.auto.analyze_perspective_auto`) detects segments (Canny +
 probabilistic Hough, seeded), finds camera-consistent vanishing points (seeded RANSAC) and
-measures the length fraction of segments that converge to none of them (``u`` in [0, 1]).
+measures the length fraction of segments that converge to none of them (``u`` in [0, 1];
+segments pointing at two or more of them, such as the horizon itself, are not counted).
 
 Output logit: ``gain * (u - offset)``; > 0 means "suspicious" (more unexplained line structure
 than ``offset``). Images with fewer than ``min_segments`` detected segments carry no evidence

@@ -19,12 +19,15 @@ Perspective (``"type": "perspective"``)::
      "orthogonal": ["vertical", "left", "right"]}
 
 ``image_size`` may be left out when the image is given; when both exist they must agree.
+Unknown keys are errors (naming the field and the allowed keys); the top level may also carry
+``"image"`` (the image file name) and ``"comment"``, which the analysis ignores.
 Every problem raises :class:`~fakebench.errors.ConfigError` with one line
 ``"<file>: <field>: <what is wrong>"``.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from dataclasses import dataclass, field
@@ -39,6 +42,18 @@ DEFAULT_LIGHTING_TOLERANCE_DEG = 5.0
 DEFAULT_PERSPECTIVE_TOLERANCE_DEG = 2.0
 DEFAULT_PP_TOLERANCE = 0.3
 ROLES = ("vertical", "horizontal")
+
+# keys each JSON object may have; anything else is an error (a typo such as "tolerance" for
+# "tolerance_deg" must not silently fall back to a default). "image" (the image file the
+# annotations belong to) and "comment" are free-form metadata, ignored by the analysis.
+_META_KEYS = ("image", "comment")
+LIGHTING_KEYS = ("type", "image_size", "tolerance_deg", "cast_shadows", "attached_shadows", *_META_KEYS)
+CAST_KEYS = ("object", "shadow", "object_point", "tolerance_deg")
+ATTACHED_KEYS = ("object", "point", "normal", "tolerance_deg")
+PERSPECTIVE_KEYS = ("type", "image_size", "tolerance_deg", "principal_point_tolerance", "groups", "orthogonal",
+                    *_META_KEYS)
+GROUP_KEYS = ("name", "role", "segments")
+SEGMENT_KEYS = ("p1", "p2", "object")
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,15 @@ class _V:
             raise self.fail(where, f"expected a JSON object, got {_tname(x)}")
         return x
 
+    def keys(self, d: Mapping[str, Any], where: str, allowed: tuple[str, ...]) -> None:
+        """Reject keys of ``d`` not in ``allowed``: ``"<where>.<key>: unknown key ..."``."""
+        for k in d:
+            if k not in allowed:
+                path = f"{where}.{k}" if where else str(k)
+                close = difflib.get_close_matches(str(k), allowed, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise self.fail(path, f"unknown key {k!r} ({hint}allowed: {', '.join(allowed)})")
+
     def lst(self, x: Any, where: str) -> list[Any]:
         if not isinstance(x, list):
             raise self.fail(where, f"expected a list, got {_tname(x)}")
@@ -146,12 +170,14 @@ class _V:
             raise self.fail(where, f"expected a non-empty string, got {_tname(x) if not isinstance(x, str) else 'an empty string'}")
         return x
 
-    def point(self, x: Any, where: str, size: tuple[int, int] | None) -> tuple[float, float]:
+    def point(self, x: Any, where: str, size: tuple[int, int] | None, first_index: int = 0) -> tuple[float, float]:
+        """``[x, y]`` at ``where``; ``first_index``: index of x in the list ``where`` names (2 for
+        the second point of a ``[x1, y1, x2, y2]`` segment), so errors name the real element."""
         xs = self.lst(x, where)
         if len(xs) != 2:
             raise self.fail(where, f"expected [x, y], got {len(xs)} values")
-        px = self.num(xs[0], f"{where}[0]")
-        py = self.num(xs[1], f"{where}[1]")
+        px = self.num(xs[0], f"{where}[{first_index}]")
+        py = self.num(xs[1], f"{where}[{first_index + 1}]")
         if size is not None:
             w, h = size
             if not (-0.5 <= px <= w - 0.5 and -0.5 <= py <= h - 0.5):
@@ -218,12 +244,14 @@ def parse_lighting(data: Any, source: str = "annotations", image_size: tuple[int
     v = _V(source)
     d = v.obj(data, "top level")
     _check_type(v, d, "lighting")
+    v.keys(d, "", LIGHTING_KEYS)
     size = _image_size(v, d, image_size)
     tol0 = v.num(d.get("tolerance_deg", DEFAULT_LIGHTING_TOLERANCE_DEG), "tolerance_deg", lo=0, hi=89)
     cast: list[CastShadow] = []
     for i, c in enumerate(v.lst(d.get("cast_shadows", []), "cast_shadows")):
         w = f"cast_shadows[{i}]"
         c = v.obj(c, w)
+        v.keys(c, w, CAST_KEYS)
         name = v.string(v.get(c, "object", w), f"{w}.object")
         s = v.point(v.get(c, "shadow", w), f"{w}.shadow", size)
         o = v.point(v.get(c, "object_point", w), f"{w}.object_point", size)
@@ -235,6 +263,7 @@ def parse_lighting(data: Any, source: str = "annotations", image_size: tuple[int
     for i, a in enumerate(v.lst(d.get("attached_shadows", []), "attached_shadows")):
         w = f"attached_shadows[{i}]"
         a = v.obj(a, w)
+        v.keys(a, w, ATTACHED_KEYS)
         name = v.string(v.get(a, "object", w), f"{w}.object")
         p = v.point(v.get(a, "point", w), f"{w}.point", size)
         n = v.point(v.get(a, "normal", w), f"{w}.normal", None)
@@ -257,6 +286,7 @@ def load_lighting(path: str | Path, image_size: tuple[int, int] | None = None) -
 def _segment(v: _V, x: Any, where: str, size: tuple[int, int]) -> Segment:
     obj_name = None
     if isinstance(x, Mapping):
+        v.keys(x, where, SEGMENT_KEYS)
         p1 = v.point(v.get(x, "p1", where), f"{where}.p1", size)
         p2 = v.point(v.get(x, "p2", where), f"{where}.p2", size)
         if "object" in x and x["object"] is not None:
@@ -265,7 +295,7 @@ def _segment(v: _V, x: Any, where: str, size: tuple[int, int]) -> Segment:
         if len(x) != 4:
             raise v.fail(where, f"expected [x1, y1, x2, y2] or {{\"p1\", \"p2\"}}, got {len(x)} values")
         p1 = v.point(x[:2], where, size)
-        p2 = v.point(x[2:], where, size)
+        p2 = v.point(x[2:], where, size, first_index=2)
     else:
         raise v.fail(where, f"expected [x1, y1, x2, y2] or an object with p1 and p2, got {_tname(x)}")
     if math.hypot(p2[0] - p1[0], p2[1] - p1[1]) < 1.0:
@@ -278,6 +308,7 @@ def parse_perspective(data: Any, source: str = "annotations", image_size: tuple[
     v = _V(source)
     d = v.obj(data, "top level")
     _check_type(v, d, "perspective")
+    v.keys(d, "", PERSPECTIVE_KEYS)
     size = _image_size(v, d, image_size)
     tol = v.num(d.get("tolerance_deg", DEFAULT_PERSPECTIVE_TOLERANCE_DEG), "tolerance_deg", lo=0, hi=45)
     ppt = v.num(d.get("principal_point_tolerance", DEFAULT_PP_TOLERANCE), "principal_point_tolerance", lo=0)
@@ -289,6 +320,7 @@ def parse_perspective(data: Any, source: str = "annotations", image_size: tuple[
     for i, g in enumerate(groups_raw):
         w = f"groups[{i}]"
         g = v.obj(g, w)
+        v.keys(g, w, GROUP_KEYS)
         name = v.string(v.get(g, "name", w), f"{w}.name")
         if name in names:
             raise v.fail(f"{w}.name", f"duplicate group name {name!r}")

@@ -13,7 +13,10 @@ point, which should lie near the image centre, and a real focal length). The gro
 analysed like annotated ones (:func:`fakebench.forensics.perspective.analyze_groups`).
 
 Score (inconsistency, in [0, 1]): the length-weighted fraction of detected segments that point
-at none of the kept vanishing points. In a scene built from boxes / buildings that share three
+at none of the kept vanishing points. Segments that point at two or more kept VPs (they lie on
+the line through them: above all the sky / ground boundary, which is the horizon and points at
+every horizontal VP) are evidence for no direction and are left out of the fraction; counted,
+one such image-wide line could outweigh a pasted object's edges. In a scene built from boxes / buildings that share three
 orthogonal directions (a "Manhattan world") nearly every straight edge converges to one of
 three VPs; an object pasted with a different perspective contributes edges that converge
 nowhere. Images with fewer than ``min_segments`` segments are undecided (``decidable =
@@ -288,12 +291,18 @@ def analyze_perspective_auto(image: np.ndarray, cfg: AutoConfig = AutoConfig(),
     chosen, focal = select_vanishing_points(seg, cands, size, cfg) if cands else ([], None)
     # assign each segment to the chosen VP it fits best (among those it is an inlier of)
     assign = np.full(len(seg), -1)
+    ambiguous = np.zeros(len(seg), dtype=bool)
     if chosen:
         res_deg = np.stack([line_angle_residuals(seg, cands[i][0]) for i in chosen], 1)
         inl = np.stack([_inlier_mask(seg, cands[i][0], cfg) for i in chosen], 1)
         res_deg[~inl] = np.inf
         has = inl.any(1)
         assign[has] = np.argmin(res_deg[has], 1)
+        # a segment pointing at two or more kept VPs lies (nearly) on the line through them, e.g.
+        # the sky / ground boundary, which is the horizon itself and points at every horizontal
+        # VP: it says nothing about which direction it belongs to, so it does not count as
+        # evidence either way (it would otherwise dilute the score by its length)
+        ambiguous = inl.sum(1) >= 2
     groups: list[Any] = []
     roles: list[str | None] = [None] * len(chosen)
     if focal is not None:
@@ -327,10 +336,13 @@ def analyze_perspective_auto(image: np.ndarray, cfg: AutoConfig = AutoConfig(),
         res.decidable = False
         res.notes.append(f"only {len(seg)} line segments detected (< {cfg.min_segments}): no decision")
         return res
-    frac = float(length[rest].sum() / length.sum())
+    counted = length[~ambiguous].sum()
+    frac = float(length[rest].sum() / counted) if counted > 0 else 0.0
     res.score = frac
+    amb = (f"; {int(ambiguous.sum())} segments pointing at two or more of them (on the horizon or a line "
+           f"through two vanishing points) not counted") if ambiguous.any() else ""
     res.notes.append(f"{len(seg)} segments, {len(cands)} candidate and {len(groups)} selected vanishing points, "
-                     f"{int(rest.sum())} segments unexplained ({100 * frac:.1f}% of the segment length)")
+                     f"{int(rest.sum())} segments unexplained ({100 * frac:.1f}% of the counted segment length){amb}")
     if frac > cfg.max_unexplained:
         res.issues.append(f"{100 * frac:.1f}% of the line-segment length points at none of the scene's "
                           f"vanishing points (> {100 * cfg.max_unexplained:.0f}%)")
