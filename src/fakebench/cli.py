@@ -33,7 +33,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     opts = {k: v for k, v in {"arch": args.arch, "width": args.width}.items() if v is not None}
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       crop=args.crop, blur_prob=args.blur_prob, jpeg_prob=args.jpeg_prob, patience=args.patience,
-                      seed=args.seed, progress=not args.no_progress)
+                      seed=args.seed, progress=not args.no_progress, share_prob=args.share_prob,
+                      schedule=args.schedule)
     det, hist = train_detector(args.detector, args.data, args.out, cfg, **opts)
     print(f"saved {args.detector} to {args.out}: best val AUC {hist['best_val_auc']:.4f}, "
           f"threshold {det.threshold:.3f}, {hist['seconds']:.0f} s, {len(hist['bad_files'])} bad files skipped")
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crop", type=int, default=None)
     s.add_argument("--blur-prob", type=float, default=None)
     s.add_argument("--jpeg-prob", type=float, default=None)
+    s.add_argument("--share-prob", type=float, default=0.0,
+                   help="probability of a social-network sharing augmentation (facebook / x / telegram)")
+    s.add_argument("--schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
     s.add_argument("--patience", type=int, default=3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-progress", action="store_true")

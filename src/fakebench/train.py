@@ -42,6 +42,11 @@ class TrainConfig:
     crop: int | None = None  # None: the family's recipe; 0: no crop (whole images)
     blur_prob: float | None = None
     jpeg_prob: float | None = None
+    #: social-network sharing augmentation (resize + JPEG chain of a random platform among
+    #: ``share_platforms``, quality drawn from its range): fakebench.attacks.sharing
+    share_prob: float = 0.0
+    share_platforms: Sequence[str] = ("facebook", "x", "telegram")
+    share_assume_side: int | None = None  # patches of photos this large are resized as the photo would be
     flip: bool = True
     patience: int = 3
     seed: int = 0
@@ -59,6 +64,22 @@ class TrainConfig:
         if not out.crop:  # 0 means "train on whole images, no crop"
             out.crop = None
         return out
+
+
+def sharing_augmentation(platforms: Sequence[str], assume_side: int | None = None) -> Any:
+    """``f(img, rng)``: share an (H, W, 3) image through a random one of ``platforms``
+    (:func:`fakebench.attacks.sharing.share_np`, quality jittered over the platform's range)."""
+    from .attacks.sharing import get_platform, share_np
+
+    plats = [get_platform(p) for p in platforms]  # unknown names fail here, before training
+    if not plats:
+        raise ConfigError("share_platforms: expected at least one platform")
+    extra = {"assume_side": int(assume_side)} if assume_side else {}
+
+    def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return share_np(img, plats[int(rng.integers(len(plats)))], rng=rng, jitter=True, **extra)
+
+    return augment
 
 
 def _splits(samples: list[Sample], cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
@@ -114,7 +135,9 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
 
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    tt = TrainTransform(crop_size=cfg.crop, blur_prob=float(cfg.blur_prob), jpeg_prob=float(cfg.jpeg_prob), flip=cfg.flip)
+    tt = TrainTransform(crop_size=cfg.crop, blur_prob=float(cfg.blur_prob), jpeg_prob=float(cfg.jpeg_prob), flip=cfg.flip,
+                        extra=sharing_augmentation(cfg.share_platforms, cfg.share_assume_side) if cfg.share_prob else None,
+                        extra_prob=float(cfg.share_prob))
     ds = ImageDataset(train, transform=tt, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     dl = DataLoader(ds, batch_size=int(cfg.batch_size), shuffle=True, generator=gen, collate_fn=collate_skip_bad,

@@ -113,3 +113,31 @@ def test_eval_transform(img):
     np.testing.assert_array_equal(EvalTransform(crop_size=20)(img), chw(img)[:, 8:28, 14:34])
     np.testing.assert_array_equal(EvalTransform(crop_size=20, center=False)(img), chw(img)[:, :20, :20])
     assert EvalTransform(crop_size=64)(img).shape == (3, 64, 64)
+
+
+def test_sharing_augmentation_in_training_transform():
+    """TrainConfig.share_prob wires fakebench.attacks.sharing into the training transform: with
+    probability 1 every image is the platform's resize + JPEG of itself (quality jittered)."""
+    from fakebench.attacks.sharing import PLATFORMS, share_np
+    from fakebench.errors import ConfigError
+    from fakebench.train import sharing_augmentation
+
+    rng0 = np.random.default_rng(0)
+    img = np.clip(np.kron(rng0.random((8, 8, 3)), np.ones((8, 8, 1))) + rng0.normal(0, 0.05, (64, 64, 3)), 0, 1)
+    aug = sharing_augmentation(["telegram"])
+    tt = TrainTransform(flip=False, extra=aug, extra_prob=1.0)
+    out = tt(img.astype(np.float32), np.random.default_rng(3)).transpose(1, 2, 0)
+    # the same draws by hand: 7 transform numbers, the extra coin, the platform pick, the quality
+    r = np.random.default_rng(3)
+    r.random(7), r.random(), r.integers(1)
+    ref = share_np(img.astype(np.float32), "telegram", rng=r, jitter=True)
+    assert np.allclose(out, ref, atol=1e-6)
+    assert np.abs(out - img).max() > 1 / 255  # JPEG changed it
+    lo, hi = PLATFORMS["telegram"].quality_range
+    assert lo < hi
+    untouched = TrainTransform(flip=False, extra=aug, extra_prob=0.0)(img.astype(np.float32), np.random.default_rng(3))
+    assert np.allclose(untouched.transpose(1, 2, 0), img, atol=1e-6)
+    with pytest.raises(ConfigError, match="platform"):
+        sharing_augmentation(["myspace"])
+    with pytest.raises(ConfigError, match="extra"):
+        TrainTransform(extra=5, extra_prob=0.5)

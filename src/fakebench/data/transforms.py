@@ -13,7 +13,7 @@ float32 array; the result depends only on the image and the generator's state.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -78,17 +78,24 @@ class TrainTransform:
         jpeg_quality: inclusive (low, high) quality range; Wang et al. use (30, 100).
         flip: random horizontal flip with probability 1/2.
         pad_if_needed: pad (mirror) images smaller than ``crop_size``; else raise DataError.
+        extra: optional further augmentation ``f(img, rng) -> img`` (e.g. social-network
+            sharing, :func:`fakebench.attacks.sharing.share_np`), applied after JPEG with
+            probability ``extra_prob``.
 
     Every call draws the same seven numbers from ``rng`` in the same order (blur coin, sigma,
-    JPEG coin, quality, crop top, crop left, flip coin), whichever branches are taken.
+    JPEG coin, quality, crop top, crop left, flip coin), whichever branches are taken; with
+    ``extra`` set, one more coin follows (and ``extra`` draws what it needs after it).
     """
 
     def __init__(self, crop_size: int | None = None, blur_prob: float = 0.0, blur_sigma: Sequence[float] = (0.0, 3.0),
                  jpeg_prob: float = 0.0, jpeg_quality: Sequence[int] = (30, 100), flip: bool = True,
-                 pad_if_needed: bool = True) -> None:
+                 pad_if_needed: bool = True, extra: Any = None, extra_prob: float = 0.0) -> None:
         self.crop_size = _check_crop(crop_size)
-        for name, p in (("blur_prob", blur_prob), ("jpeg_prob", jpeg_prob)):
+        for name, p in (("blur_prob", blur_prob), ("jpeg_prob", jpeg_prob), ("extra_prob", extra_prob)):
             _check_prob(name, p)
+        if extra is not None and not callable(extra):
+            raise ConfigError(f"extra: expected a callable f(img, rng) -> img, got {extra!r}")
+        self.extra, self.extra_prob = extra, float(extra_prob)
         lo, hi = (float(v) for v in blur_sigma)
         degrade._check_sigma(lo), degrade._check_sigma(hi)
         if lo > hi:
@@ -114,6 +121,8 @@ class TrainTransform:
             qlo, qhi = self.jpeg_quality
             quality = min(qhi, qlo + int(u[3] * (qhi - qlo + 1)))
             a = degrade.jpeg_np(np.clip(a, 0.0, 1.0), quality)
+        if self.extra is not None and rng.random() < self.extra_prob:
+            a = np.asarray(self.extra(np.clip(a, 0.0, 1.0).astype(np.float32), rng), dtype=np.float32)
         if self.crop_size is not None:
             s = self.crop_size
             a = _crop_or_pad(a, s, self.pad_if_needed)
