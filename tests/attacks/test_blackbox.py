@@ -196,3 +196,40 @@ def test_hopskipjump_close_to_art():
           f"ART {[round(v, 3) for v in d_ref.tolist()]}; our queries {ours.queries.tolist()}")
     assert bool(torch.isfinite(d_ours).all()) and bool(ok_ref.all())
     assert float(d_ours.median()) <= 1.5 * float(d_ref.median()) + 1e-3
+
+
+# -- success is the detector's decision at its threshold, not logit 0 ------------------------------
+
+def test_square_success_is_measured_at_the_detector_threshold(setup):
+    det, x, _, z = setup
+    evade = torch.ones(len(x), dtype=torch.long)
+    det.threshold = float(z.min()) - 0.05  # below every clean logit: logit 0 is not "real" here
+    atk = attacks.create("square", eps=16 / 255, n_queries=80, direction="evade", quantize=False)
+    adv = atk(det, x, evade)
+    with torch.no_grad():
+        za = det(adv)
+    stopped = atk.queries < 80
+    assert bool(stopped.any())
+    assert bool((za[stopped] < det.threshold).all())  # stopped only once the decision flipped
+    # a threshold above every logit: each image is already judged real, nothing to search
+    det.threshold = float(z.max()) + 1.0
+    atk(det, x, evade)
+    assert atk.queries.tolist() == [2] * len(x)  # the stripes start and the clean image only
+
+
+def test_hopskipjump_reaches_the_boundary_at_the_detector_threshold():
+    net, x, y, z = _linear_setup()
+    det = NoGrad(net).eval()
+    det.threshold = -0.3
+    y = (z > det.threshold).long()  # decisions at the threshold
+    assert bool(((z < 0) & (y == 1)).any())  # "synthetic" at the threshold although below logit 0
+    atk = attacks.create("hopskipjump", norm="none", steps=6, init_evals=30, max_evals=100, quantize=False,
+                         direction="both", max_queries=5000)
+    adv = atk(det, x, y)
+    with torch.no_grad():
+        za = net(adv)
+    sign = 1 - 2 * y.float()
+    assert bool(torch.isfinite(atk.distances).all())
+    assert bool((sign * (za - det.threshold) > 0).all())  # every decision flipped at the threshold
+    assert float((za - det.threshold).abs().max()) < 0.5  # and the search ends near that boundary
+    assert float(atk.distances.max()) < 0.25

@@ -140,3 +140,49 @@ def test_errors_are_one_line_config_errors(trained):
     with pytest.raises(ConfigError, match="layer"):
         a = attacks.create("mimicry", layer="nope")
         a.fit(det, tf[:1], tf[:1])
+
+
+def _tiny(device="cpu", dtype=torch.float64):
+    torch.manual_seed(0)
+    return detectors.create("cnnspot", arch="resnet10", width=8).eval().to(device=device, dtype=dtype)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_probe_and_references_go_to_the_detector_device_and_dtype(device):
+    """A float64 detector (on the GPU when there is one): the default-layer probe and the float32
+    CPU reference images are moved to the parameters' device and dtype before the forward."""
+    det = _tiny(device)
+    seen = []
+    det.register_forward_pre_hook(lambda _m, inp: seen.append((inp[0].device.type, inp[0].dtype)))
+    rr, rf = fingerprint_data(4, seed=3)  # float32, CPU
+    atk = attacks.create("mimicry", mode="decoy", box=(0, 0, 16, 32), eps=4 / 255, steps=2)
+    atk.fit(det, rr, rf)  # resolves the default layer with the probe, then the centroids
+    assert atk.layer_name == "layer4"
+    assert seen and set(seen) == {(torch.device(device).type, torch.float64)}
+    assert atk.centroids["real"].device.type == torch.device(device).type
+    x = torch.round(rr[:2].to(device=device, dtype=torch.float64) * 255) / 255  # on the float64 8-bit grid
+    adv = atk(det, x, torch.zeros(2, dtype=torch.long))
+    assert adv.dtype == torch.float64 and adv.device.type == torch.device(device).type
+    assert torch.equal(adv[..., 16:, :], x[..., 16:, :])
+
+
+def test_default_layer_probe_matches_the_parameters(monkeypatch):
+    from fakebench.attacks import mimicry
+
+    det = _tiny()
+    made = []
+    real_rand = torch.rand
+
+    def rand(*shape, **kw):
+        out = real_rand(*shape, **kw)
+        made.append((out.device.type, out.dtype))
+        return out
+
+    monkeypatch.setattr(mimicry.torch, "rand", rand)
+    atk = attacks.create("mimicry", mode="decoy", box=(0, 0, 8, 8))
+    layers = det.feature_layers()
+    assert atk._default_layer(det, layers) == "layer4"
+    assert made == [("cpu", torch.float64)]

@@ -38,7 +38,7 @@ class ThreatModel:
     random_start: bool = False
     loss: str = "score"  # "score": push the logit; "margin": stop pushing past ``kappa``
     kappa: float = 0.0
-    quantize: bool = True  # return images on the 8-bit grid (what a saved PNG holds)
+    quantize: bool = True  # return images on the 8-bit grid (what a saved PNG holds), inside the linf/l2 budget
     eot: list[dict[str, Any]] = field(default_factory=list)  # transforms to optimise through
     eot_samples: int = 1
 
@@ -92,9 +92,22 @@ def push_sign(y: torch.Tensor, direction: str) -> torch.Tensor:
     return 1.0 - 2.0 * y  # opposite of the label
 
 
-def attack_loss(logits: torch.Tensor, sign: torch.Tensor, loss: str = "score", kappa: float = 0.0) -> torch.Tensor:
-    """Per-sample loss the attacker maximises: ``sign * logit`` (optionally capped at ``kappa``)."""
-    z = sign * logits
+def decision_threshold(detector: Any) -> float:
+    """The detector's decision threshold on its logit (``logit > threshold`` = synthetic):
+    ``detector.threshold`` when it carries one (fakebench detectors calibrate it), else 0."""
+    try:
+        return float(getattr(detector, "threshold", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def attack_loss(logits: torch.Tensor, sign: torch.Tensor, loss: str = "score", kappa: float = 0.0,
+                threshold: float = 0.0) -> torch.Tensor:
+    """Per-sample loss the attacker maximises: ``sign * (logit - threshold)``; with
+    ``loss="margin"`` capped at ``kappa``, i.e. the attacker stops pushing once the decision at
+    ``threshold`` has flipped by a margin of ``kappa`` logits. (For ``score`` the threshold is a
+    constant shift: the gradient is the same.)"""
+    z = sign * (logits - threshold)
     if loss == "margin":
         z = torch.clamp(z, max=kappa)
     return z
@@ -115,6 +128,43 @@ def quantize_within_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> to
     ok = lo <= hi
     q = torch.where(ok, torch.minimum(torch.maximum(q, lo), hi), quantize_tensor(x))
     return q
+
+
+def quantize_within_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float, max_rounds: int = 512) -> torch.Tensor:
+    """Round ``x_adv`` to the 8-bit grid without leaving the L2 ball of radius ``eps`` around
+    ``x`` (per sample). Plain rounding adds up to half a grey level per value, which can push
+    the L2 norm past the budget (eps 0.1 -> 0.106 on 32x32 images). Start from the nearest grid
+    point of ``x_adv``; while a sample is outside the ball, move values one grey level towards
+    ``round(x)`` (the grid point nearest to ``x``), cheapest first (least added distance to
+    ``x_adv`` per unit of squared distance to ``x`` removed), just enough to get inside; repeat.
+    Where no grid point lies in the ball (``x`` off-grid and eps below ``||round(x) - x||``)
+    the result is ``round(x)``."""
+    xf = x.detach().double().clamp(0, 1).flatten(1) * 255.0  # grey levels
+    af = x_adv.detach().double().clamp(0, 1).flatten(1) * 255.0
+    r = torch.round(xf)
+    q = torch.round(af)
+    budget = (float(eps) * 255.0) ** 2
+    for _ in range(max_rounds):
+        excess = (q - xf).pow(2).sum(1) - budget
+        out = excess > 0
+        if not bool(out.any()):
+            break
+        qo, xo, ao, ro, ex = q[out], xf[out], af[out], r[out], excess[out]
+        step = torch.sign(ro - qo)  # one grey level towards round(x); 0 where already there
+        q2 = qo + step
+        gain = (qo - xo).pow(2) - (q2 - xo).pow(2)  # squared distance to x removed
+        cost = ((q2 - ao).pow(2) - (qo - ao).pow(2)).clamp_min(0)  # squared distance to x_adv added
+        movable = (step != 0) & (gain > 0)
+        ratio = torch.where(movable, cost / gain.clamp_min(1e-30), torch.full_like(gain, float("inf")))
+        order = torch.argsort(ratio, dim=1)
+        g_sorted = torch.gather(torch.where(movable, gain, torch.zeros_like(gain)), 1, order)
+        before = torch.cumsum(g_sorted, 1) - g_sorted  # gain collected before each candidate
+        take_sorted = (before < ex.view(-1, 1)) & (g_sorted > 0)
+        take = torch.zeros_like(take_sorted).scatter(1, order, take_sorted)
+        q[out] = torch.where(take, q2, qo)
+    still = (q - xf).pow(2).sum(1) > budget
+    q[still] = r[still]
+    return (q / 255.0).to(x.dtype).view_as(x).contiguous()
 
 
 def split_threat(options: dict[str, Any]) -> tuple[ThreatModel, dict[str, Any]]:
@@ -142,15 +192,18 @@ class Attack:
     def loss(self, detector: torch.nn.Module, x_adv: torch.Tensor, sign: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Per-sample attacker objective (to maximise), averaged over the EOT transforms when
-        the threat model lists any (``fakebench.attacks.eot``)."""
+        the threat model lists any (``fakebench.attacks.eot``). Measured from the detector's
+        decision threshold (:func:`decision_threshold`), so the margin loss caps at ``kappa``
+        past the detector's actual decision."""
         t = self.threat
+        thr = decision_threshold(detector)
         if not t.eot:
-            return attack_loss(detector(x_adv), sign, t.loss, t.kappa)
+            return attack_loss(detector(x_adv), sign, t.loss, t.kappa, thr)
         from .eot import apply_eot  # local import: EOT pulls in kornia
 
         total = 0.0
         for _ in range(max(int(t.eot_samples), 1)):
-            total = total + attack_loss(detector(apply_eot(x_adv, t.eot, generator)), sign, t.loss, t.kappa)
+            total = total + attack_loss(detector(apply_eot(x_adv, t.eot, generator)), sign, t.loss, t.kappa, thr)
         return total / max(int(t.eot_samples), 1)
 
     def params(self) -> dict[str, Any]:
@@ -175,8 +228,11 @@ class Attack:
             finally:
                 detector.train(was)
             if self.threat.quantize:
+                eps = float(self.threat.eps)
                 if self.threat.norm == "linf":
-                    adv = quantize_within_linf(adv, x[idx], self.threat.eps)
+                    adv = quantize_within_linf(adv, x[idx], eps)
+                elif self.threat.norm == "l2" and 0 < eps < float("inf") and adv.shape == x[idx].shape:
+                    adv = quantize_within_l2(adv, x[idx], eps)  # eps 0 = unbounded (cf-distortion)
                 else:
                     adv = quantize_tensor(adv)
             if adv.shape[1:] != x.shape[1:]:  # size-changing processing (resize): all-or-nothing

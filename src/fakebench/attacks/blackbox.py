@@ -11,8 +11,10 @@ The one-logit detector is read as the two-class model with logits ``[0, z]`` (cl
 synthetic). With the attacker's sign ``s`` (``-1`` to evade, ``+1`` to spoof, see
 :func:`~fakebench.attacks.base.push_sign`) the untargeted margin of the true class is
 ``-s * z``, so maximising ``s * z`` (the ``score`` loss) or reaching ``s * z > kappa`` (the
-``margin`` loss, success at the decision boundary ``z = 0`` for ``kappa = 0``) is exactly
-the two-class margin objective of the papers.
+``margin`` loss) is exactly the two-class margin objective of the papers. Both measure ``z``
+from the detector's decision threshold ``t`` (``detector.threshold``, a calibrated value
+fakebench detectors carry; 0 when absent): a sample counts as adversarial when
+``s * (z - t) > kappa``, i.e. when the detector's actual decision has flipped, by ``kappa``.
 
 - :class:`Square` (Andriushchenko, Croce, Flammarion, Hein, "Square Attack: a
   query-efficient black-box adversarial attack via random search", ECCV 2020), Linf: start
@@ -27,8 +29,11 @@ the two-class margin objective of the papers.
   ``eps`` the result is projected onto the eps-ball (so it may then stop short of the
   boundary), with ``norm="none"`` it is returned as found.
 
-Both attack all targeted samples of a batch in parallel (vectorised), so a batch costs about
-as many detector calls as one sample, each with more rows.
+Square attacks all targeted samples of a batch in parallel (vectorised), so a batch costs
+about as many detector calls as one sample, each with more rows. HopSkipJump runs its starting
+point search, binary searches and step searches in parallel over the samples too, but its
+gradient estimate loops over the samples (one detector call of ``n_evals`` probes each, which
+bounds memory at ``n_evals`` images), so its detector calls grow with the batch size.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import torch.nn.functional as F
 
 from . import register
 from ..errors import ConfigError
-from .base import Attack, ThreatModel, attack_loss, push_sign
+from .base import Attack, ThreatModel, attack_loss, decision_threshold, push_sign
 from .gradient import threat_from
 
 
@@ -94,7 +99,7 @@ class Square(Attack):
     paper's margin loss on ``[0, z]``) a sample stops as soon as it crosses the boundary by
     ``kappa`` and stops costing queries; with ``loss="score"`` it keeps pushing the logit.
     ``p_init`` (0.8 in the paper for Linf, 0.05 for ImageNet-sized models) is the initial
-    fraction of pixels of a square."""
+    fraction of pixels of a square. Success is measured from ``detector.threshold``."""
 
     name = "square"
     paper = "Andriushchenko, Croce, Flammarion, Hein, Square Attack, ECCV 2020"
@@ -110,20 +115,22 @@ class Square(Attack):
         if not 0 < float(p_init) <= 1:
             raise ConfigError(f"p_init: expected a fraction in (0, 1], got {p_init!r}")
         self.n_queries, self.p_init, self.batch_size = int(n_queries), float(p_init), int(batch_size)
+        self._thr = 0.0  # the detector's decision threshold, set at the start of each run
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "n_queries": self.n_queries, "p_init": self.p_init}
 
     def _objective(self, z: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
-        return attack_loss(z, sign, self.threat.loss, self.threat.kappa)
+        return attack_loss(z, sign, self.threat.loss, self.threat.kappa, self._thr)
 
     def _done(self, z: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
         if self.threat.loss != "margin":
             return torch.zeros(len(z), dtype=torch.bool)
-        return sign * z > self.threat.kappa
+        return sign * (z - self._thr) > self.threat.kappa
 
     def run(self, detector, x, y, generator):
         t = self.threat
+        self._thr = decision_threshold(detector)
         n, c, h, w = x.shape
         eps = float(t.eps)
         sign = push_sign(y, t.direction).float().cpu()
@@ -197,7 +204,8 @@ def _project(x: torch.Tensor, x_adv: torch.Tensor, r: torch.Tensor, norm: str) -
 class HopSkipJump(Attack):
     """HopSkipJumpAttack (Chen, Jordan, Wainwright, IEEE S&P 2020), untargeted, Linf or L2.
 
-    Uses only the detector's decisions (``sign * z > kappa``). ``steps`` iterations of:
+    Uses only the detector's decisions (``sign * (z - threshold) > kappa``, ``threshold`` =
+    ``detector.threshold`` or 0). ``steps`` iterations of:
     binary search to the boundary, gradient-direction estimate from ``min(init_evals *
     sqrt(t), max_evals)`` random probes at radius ``delta_t`` (the paper's ``sqrt(d) theta
     dist`` for L2, ``d theta dist`` for Linf, ``theta = gamma / d^{3/2}`` resp.
@@ -235,6 +243,7 @@ class HopSkipJump(Attack):
         self.init_evals, self.max_evals, self.init_tries = int(init_evals), int(max_evals), int(init_tries)
         self.gamma, self.max_queries, self.batch_size = float(gamma), int(max_queries), int(batch_size)
         self.distances: torch.Tensor | None = None  # per targeted sample, after the last run (search norm)
+        self._thr = 0.0  # the detector's decision threshold, set at the start of each run
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "init_evals": self.init_evals, "max_evals": self.max_evals,
@@ -243,7 +252,7 @@ class HopSkipJump(Attack):
 
     # -- pieces -----------------------------------------------------------------------------
     def _is_adv(self, count: QueryCounter, xr: torch.Tensor, owner: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
-        return (sign[owner] * count(xr, owner)) > self.threat.kappa
+        return (sign[owner] * (count(xr, owner) - self._thr)) > self.threat.kappa
 
     def _init(self, count, x, sign, generator, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         start = x.clone()
@@ -290,7 +299,9 @@ class HopSkipJump(Attack):
         return _project(x, x_adv, hi, norm).clamp(0, 1)
 
     def _grad_direction(self, count, xb, idx, sign, delta: torch.Tensor, n_evals: int, generator) -> torch.Tensor:
-        """Monte-Carlo estimate of the boundary normal at ``xb`` (rows = samples ``idx``)."""
+        """Monte-Carlo estimate of the boundary normal at ``xb`` (rows = samples ``idx``):
+        one sample at a time (``n_evals`` probes in one counted call each), not vectorised
+        across samples, so that at most ``n_evals`` probe images are held at once."""
         k = len(xb)
         shape = (n_evals,) + tuple(xb.shape[1:])
         grads = []
@@ -317,6 +328,7 @@ class HopSkipJump(Attack):
     # -- the attack ------------------------------------------------------------------------
     def run(self, detector, x, y, generator):
         t = self.threat
+        self._thr = decision_threshold(detector)
         n = len(x)
         d = x[0].numel()
         sign = push_sign(y, t.direction).float().cpu()

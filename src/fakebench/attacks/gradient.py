@@ -40,8 +40,11 @@ def _project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
 
 class PGD(Attack):
     """Projected gradient descent (Madry et al. 2018; De Rosa et al. 2024 settings:
-    eps 8/255, 10 steps, step 2/255). ``norm`` is ``linf`` or ``l2``; ``restarts`` keeps, per
-    sample, the restart with the highest final objective.
+    eps 8/255, 10 steps, step 2/255). ``norm`` is ``linf`` or ``l2`` (others raise a
+    ConfigError at construction); ``restarts`` keeps, per sample, the restart with the highest
+    final objective (one extra forward per restart to measure it: ``queries`` = ``restarts *
+    (steps * eot_samples + 1)`` when ``restarts > 1``). With ``quantize`` the L2 result is
+    rounded inside the eps-ball (:func:`~fakebench.attacks.base.quantize_within_l2`).
 
     Subclasses change one step of the loop through three hooks: :meth:`_start` (initial
     point), :meth:`_objective` (what the gradient is taken of) and :meth:`_direction` (how the
@@ -49,6 +52,15 @@ class PGD(Attack):
 
     name = "pgd"
     paper = "Madry et al., ICLR 2018; settings of De Rosa et al., 2024"
+    #: norms the update and projection implement; any other threat-model norm is refused
+    #: when the attack is built (rather than silently run as L2)
+    supported_norms: tuple[str, ...] = ("linf", "l2")
+
+    def __init__(self, threat: ThreatModel | None = None, seed: int = 0) -> None:
+        super().__init__(threat, seed)
+        if self.threat.norm not in self.supported_norms:
+            supported = ", ".join(self.supported_norms)
+            raise ConfigError(f"norm: {self.name} supports {supported}, got {self.threat.norm!r}")
 
     def _start(self, x: torch.Tensor, generator: torch.Generator, random_start: bool) -> torch.Tensor:
         t = self.threat
@@ -241,11 +253,10 @@ class RFGSM(PGD):
 
     name = "r-fgsm"
     paper = "Tramèr et al., ICLR 2018; settings of De Rosa et al., 2024"
+    supported_norms = ("linf",)
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, alpha: float | None = None) -> None:
-        super().__init__(threat, seed)
-        if self.threat.norm != "linf":
-            raise ConfigError(f"norm: r-fgsm is defined for linf only, got {self.threat.norm!r}")
+        super().__init__(threat, seed)  # refuses norms other than linf
         eps = float(self.threat.eps)
         a = eps / 2 if alpha is None else float(alpha)
         if not 0 <= a <= eps:

@@ -166,6 +166,14 @@ def _stack_center(paths: Sequence[Any], limit: int | None, size: int | None, loa
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().contiguous()
 
 
+def _device_dtype(detector: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and floating dtype of the detector's first parameter (CPU / float32 without)."""
+    p = next(iter(detector.parameters()), None) if hasattr(detector, "parameters") else None
+    if p is None:
+        return torch.device("cpu"), torch.float32
+    return p.device, (p.dtype if p.is_floating_point() else torch.float32)
+
+
 class Mimicry(PGD):
     """Feature-space mimicry attack (Boato, De Natale, De Stefano, Pasquini, Roli, Pattern
     Recognition Letters 2024), adapted to synthetic-image detection; see the module docstring.
@@ -198,8 +206,6 @@ class Mimicry(PGD):
             raise ConfigError("patch: a positive size, for mode='hide' with pooling='gap' only")
         if box is not None and len(box) != 4:
             raise ConfigError(f"box: expected (top, left, height, width), got {box!r}")
-        if self.threat.norm not in ("linf", "l2"):
-            raise ConfigError(f"norm: mimicry supports linf or l2, got {self.threat.norm!r}")
         self.mode, self.layer, self.pooling = mode, layer, pooling
         self.patch = int(patch) if patch is not None else None
         self.box = tuple(int(v) for v in box) if box is not None else None
@@ -241,7 +247,8 @@ class Mimicry(PGD):
         names = list(layers)
         if self.mode == "hide" and self.patch is None:
             return names[-1]
-        probe = torch.rand(1, 3, 64, 64)
+        device, dtype = _device_dtype(detector)
+        probe = torch.rand(1, 3, 64, 64, device=device, dtype=dtype)
         spatial = []
         for nm in names:
             with capture(layers[nm]) as outs, torch.no_grad():
@@ -266,15 +273,18 @@ class Mimicry(PGD):
     @torch.no_grad()
     def fit(self, detector: torch.nn.Module, real_x: torch.Tensor, fake_x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Centroids of the pooled features of reference real (N, 3, H, W) and fake images
-        (every patch counts once with ``patch``). Returns and stores ``{"real", "fake"}``."""
+        (every patch counts once with ``patch``), moved chunk by chunk to the detector's device
+        (and floating dtype). Returns and stores ``{"real", "fake"}``."""
         if len(real_x) == 0 or len(fake_x) == 0:
             raise ConfigError("mimicry fit: needs at least one real and one fake reference image")
+        device, dtype = _device_dtype(detector)
         was = detector.training
         detector.eval()
         try:
             cents = {}
             for key, xs in (("real", real_x), ("fake", fake_x)):
-                parts = [self.features(detector, xs[i : i + self.batch_size]).flatten(0, 1)
+                parts = [self.features(detector, xs[i : i + self.batch_size].to(device=device, dtype=dtype))
+                         .flatten(0, 1)
                          for i in range(0, len(xs), self.batch_size)]
                 cents[key] = torch.cat(parts).float().mean(0)
         finally:
