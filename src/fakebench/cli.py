@@ -135,11 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_demo)
 
-    from .attacks import cli as attack_cli, transfer
+    from .attacks import cli as attack_cli, spectrum, transfer
     from .forensics import cli as forensics_cli
 
     attack_cli.add_parser(sub)
     transfer.add_parser(sub)
+    spectrum.add_parser(sub)
     forensics_cli.add_parser(sub)
     return p
 

@@ -180,7 +180,7 @@ def _names(spec: str) -> list[str]:
     return [s.strip() for s in spec.split(",") if s.strip()]
 
 
-def _load_detectors(spec: str, what: str) -> dict[str, torch.nn.Module]:
+def load_detectors(spec: str, what: str) -> dict[str, torch.nn.Module]:
     from ..detectors import load
 
     out: dict[str, torch.nn.Module] = {}
@@ -199,8 +199,8 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     from .. import attacks
     from .cli import load_dataset_tensors, parse_options
 
-    sources = _load_detectors(args.sources, "sources")
-    targets = _load_detectors(args.targets, "targets")
+    sources = load_detectors(args.sources, "sources")
+    targets = load_detectors(args.targets, "targets")
     opts = parse_options(args.opt or [])
     for key in ("eps", "steps", "step_size", "direction", "norm"):
         v = getattr(args, key)
