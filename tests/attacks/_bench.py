@@ -9,8 +9,10 @@ train twice). Numbers the tests measure are printed (``pytest -s``) and, when
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +103,7 @@ def build_bench() -> Bench:
     from fakebench.train import train_detector
 
     root = Path(tempfile.mkdtemp(prefix="fakebench-attack-bench-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # leave nothing behind in /tmp
     # a smaller benchmark than the default (fewer patches, shorter autoencoder training):
     # same generators and splits, ~20 s to build on 2 cores
     data_dir = Path(build_builtin(root / "data", seed=SEED, train_steps=80, n_train=600, n_val=150, n_test=200,
