@@ -72,8 +72,15 @@ def test_skip_lines_name_what_each_detector_needs():
     assert not any(ln.startswith(("skipping univfd", "skipping clipdet")) for ln in zoo_skip_lines("w.safetensors"))
 
 
-def test_clip_probes_are_trained_saved_and_evaluated(tmp_path, capsys):
+@pytest.fixture()
+def one_thread():
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)  # later tests (the demo) must not inherit it
+
+
+def test_clip_probes_are_trained_saved_and_evaluated(tmp_path, capsys, one_thread):
     tiny_dataset = _easy_dataset(tmp_path / "data")
     weights = _tower_file(tmp_path / "open_clip_model.safetensors")
     corvi, _ = train_detector("res50nodown", tiny_dataset, tmp_path / "ck" / "res50nodown",
