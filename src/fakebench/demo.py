@@ -27,7 +27,7 @@ from .data import load_dataset, select
 from .data.builtin import build_builtin
 from .report import build_report, format_table
 from .runner import evaluate, load_experiment
-from .train import TrainConfig, predict_samples, train_detector
+from .train import TrainConfig, calibrate_on, train_detector
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,7 @@ def train_clip_probes(manifest: Path, out: Path, clip_weights: str | Path, corvi
         det = detectors.create(name, **opts)
         rep = train_probe(det, train, cache_dir=out / "features", seed=seed)
         det.eval()
-        yv, sv = predict_samples(det, val)
-        if len(set(yv.tolist())) == 2:
-            det.threshold = float(metrics.calibrate_threshold(yv, sv, method="balanced"))
+        yv, sv = calibrate_on(det, val)
         det.meta["val_auc"] = float(metrics.auc(yv, sv)) if len(set(yv.tolist())) == 2 else float("nan")
         saved[name] = det.save(out / "checkpoints" / name)
         built[name] = det
@@ -92,9 +90,7 @@ def train_clip_probes(manifest: Path, out: Path, clip_weights: str | Path, corvi
               f"{rep['cache_hits']} from the feature cache), val AUC {det.meta['val_auc']:.4f}", flush=True)
     if corvi is not None:
         fused = fuse_clipdet_corvi(built["clipdet"], detectors.load(corvi)).eval()
-        yv, sv = predict_samples(fused, val)
-        if len(set(yv.tolist())) == 2:
-            fused.threshold = float(metrics.calibrate_threshold(yv, sv, method="balanced"))
+        calibrate_on(fused, val)
         saved["clipdet+corvi"] = fused.save(out / "checkpoints" / "clipdet+corvi")
     return saved
 

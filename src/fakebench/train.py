@@ -118,6 +118,16 @@ def predict_samples(det: torch.nn.Module, samples: list[Sample], batch_size: int
     return np.concatenate(ys), np.concatenate(ss)
 
 
+def calibrate_on(det: torch.nn.Module, samples: list[Sample], batch_size: int = 128,
+                 transform: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Score ``samples`` and, when both classes are present, set ``det.threshold`` to the logit
+    maximising balanced accuracy on them. Returns (labels, logits)."""
+    yv, sv = predict_samples(det, samples, batch_size, transform) if samples else (np.zeros(0), np.zeros(0))
+    if len(yv) and len(set(yv.tolist())) == 2:
+        det.threshold = float(metrics.calibrate_threshold(yv, sv, method="balanced"))
+    return yv, sv
+
+
 def train_detector(detector_name: str, data: str | Path | list[Sample], out: str | Path,
                    cfg: TrainConfig | None = None, **detector_options: Any) -> tuple[detectors.Detector, dict[str, Any]]:
     """Train ``detector_name`` on ``data`` and save it to ``out``. Returns (detector, history)."""
@@ -195,9 +205,7 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
     if best_state is not None:
         det.load_state_dict(best_state)
     det.eval()
-    yv, sv = predict_samples(det, val, cfg.eval_batch_size, eval_tf) if val else (np.zeros(0), np.zeros(0))
-    if len(yv) and len(set(yv.tolist())) == 2:
-        det.threshold = float(metrics.calibrate_threshold(yv, sv, method="balanced"))
+    yv, sv = calibrate_on(det, val, cfg.eval_batch_size, eval_tf)
     history.update({"best_val_auc": metrics.auc(yv, sv) if len(yv) else float("nan"), "threshold": det.threshold,
                     "seconds": time.time() - t0, "n_train": len(train), "n_val": len(val),
                     "bad_files": dict(getattr(ds, "bad", {}))})
