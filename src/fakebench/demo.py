@@ -24,7 +24,7 @@ import yaml
 
 from . import detectors, metrics
 from .data import load_dataset, select
-from .data.builtin import build_builtin
+from .builtin import build_builtin
 from .report import build_report, format_table
 from .runner import evaluate, load_experiment
 from .train import TrainConfig, calibrate_on, train_detector
@@ -45,19 +45,14 @@ DEMO_TRAIN = {
                                crop=48, patience=6),
 }
 PGD_EPS = ["1/255", "2/255", "4/255", "8/255"]
+
+
+def demo_trained() -> list[str]:
+    """The detectors the demo trains: the cards with ``demo="trained"`` (their CPU recipe is in
+    :data:`DEMO_TRAIN`; a card without one trains with cnnspot's)."""
+    return [c.name for c in detectors.cards() if c.demo == "trained"]
 #: CLIP probes the demo fits when a local open_clip backbone is given
 CLIP_PROBES = ("univfd", "clipdet")
-#: zoo detectors the demo never trains, and why (one line each in the demo's output)
-NOT_IN_DEMO = {
-    "faces-wild": "a face detector (512-px faces); the built-in benchmark has no faces",
-    "embedding-pca": "fit on aligned synthetic faces (fakebench.detectors.embeddings.fit_pca); no faces here",
-    "embedding-ae": "fit on aligned synthetic faces (fakebench.detectors.embeddings.fit_autoencoder); no faces here",
-    "laundering-stage1": "trained by fakebench.detectors.laundering.train_laundering on TAE-laundered data",
-    "laundering-stage2": "trained by fakebench.detectors.laundering.train_laundering on TAE-laundered data",
-    "perspective": "scores scenes with straight 3-D edges (fakebench forensics perspective --auto), not patches",
-}
-
-
 def train_clip_probes(manifest: Path, out: Path, clip_weights: str | Path, corvi: Path | None = None,
                       clip_model: str | None = None, model_config: dict[str, Any] | None = None,
                       seed: int = 0) -> dict[str, Path]:
@@ -96,20 +91,18 @@ def train_clip_probes(manifest: Path, out: Path, clip_weights: str | Path, corvi
 
 
 def zoo_skip_lines(clip_weights: str | Path | None) -> list[str]:
-    """One line per registered detector the demo does not run, saying what it would need."""
+    """One line per registered detector the demo does not run, saying what it would need
+    (read from the detector cards: ``demo`` and ``demo_note``)."""
     lines = []
-    if clip_weights is None:
-        for name in (*CLIP_PROBES, "clipdet+corvi"):
-            lines.append(f"skipping {name}: no CLIP backbone weights (fakebench demo --clip-weights FILE "
-                         f"[--clip-model NAME]); {_hint(name)}")
-    for name, why in NOT_IN_DEMO.items():
-        lines.append(f"skipping {name}: {why}")
+    for card in detectors.cards():
+        if card.demo == "trained" or (card.demo == "clip" and clip_weights is not None):
+            continue
+        if card.demo == "clip":
+            lines.append(f"skipping {card.name}: no CLIP backbone weights (fakebench demo --clip-weights FILE "
+                         f"[--clip-model NAME]); {card.weights_hint()}")
+        else:
+            lines.append(f"skipping {card.name}: {card.demo_note or 'not part of the demo'}")
     return lines
-
-
-def _hint(name: str) -> str:
-    entry = {e.name: e for e in detectors.entries()}.get(name)
-    return getattr(entry.factory, "weights_hint", "") if entry is not None else ""
 
 
 def demo_config(data_manifest: Path, checkpoints: dict[str, Path], seed: int) -> dict[str, Any]:
@@ -152,7 +145,8 @@ def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path]
 
     checkpoints: dict[str, Path] = {}
     histories: dict[str, Any] = {}
-    for i, (name, cfg) in enumerate(DEMO_TRAIN.items()):
+    for name in demo_trained():
+        cfg = DEMO_TRAIN.get(name, DEMO_TRAIN["cnnspot"])
         t1 = time.time()
         ck = out / "checkpoints" / name
         cfg = TrainConfig(**{**cfg.__dict__, "seed": seed, "progress": progress})
@@ -192,7 +186,7 @@ def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path]
         "default outside the demo.",
         "cnnspot is trained with blur+JPEG augmentation (p=0.1), res50nodown without augmentation.",
         "Generators held out of training appear only in the test split: see the per-generator AUC above.",
-        f"Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
+        "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
     ]
     results = build_report(store, exp.run, out, title="fakebench demo: built-in benchmark",
                            extra={"training": histories, "timings": timings, "dataset": str(manifest),

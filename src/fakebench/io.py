@@ -154,6 +154,24 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     return arr
 
 
+def image_size(path: PathLike) -> tuple[int, int]:
+    """(height, width) from the file header, without decoding the pixels (EXIF rotation by 90
+    degrees swaps them; callers that need only the shorter side can ignore it).
+
+    Raises:
+        ImageLoadError: the header cannot be read.
+    """
+    p = Path(path)
+    try:
+        with Image.open(p) as img:
+            w, h = img.size
+    except FileNotFoundError:
+        raise ImageLoadError(p, "file not found") from None
+    except Exception as exc:  # UnidentifiedImageError, OSError, ...
+        raise ImageLoadError(p, f"cannot read the image header ({type(exc).__name__})") from None
+    return int(h), int(w)
+
+
 def to_uint8(arr: np.ndarray) -> np.ndarray:
     """Float [0,1] (H,W,3) or (3,H,W) -> uint8 (H,W,3), rounding to the nearest grey level."""
     a = np.asarray(arr)

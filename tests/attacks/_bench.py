@@ -98,7 +98,7 @@ def build_bench() -> Bench:
     if "bench" in _CACHE:
         return _CACHE["bench"]
     from fakebench.data import load_dataset, select
-    from fakebench.data.builtin import build_builtin
+    from fakebench.builtin.build import build_builtin
     from fakebench.io import load_image
     from fakebench.train import train_detector
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fakebench import attacks
-from fakebench.attacks import cli as attack_cli
+from fakebench.cli import _common as attack_common
+from fakebench.experiments import attack_folder as attack_cli
 from fakebench.errors import ConfigError
 from fakebench.io import load_image, save_png
 
@@ -42,12 +43,12 @@ def _folder(root, n=3, size=32, seed=0):
 
 
 def test_parse_options():
-    o = attack_cli.parse_options(["eps=8/255", "steps=10", "random_start=true", "box=0,0,16,16", "mode=decoy",
+    o = attack_common.parse_options(["eps=8/255", "steps=10", "random_start=true", "box=0,0,16,16", "mode=decoy",
                                   "strength=[0.1, 0.2]"])
     assert o == {"eps": pytest.approx(8 / 255), "steps": 10, "random_start": True, "box": [0, 0, 16, 16],
                  "mode": "decoy", "strength": [0.1, 0.2]}
     with pytest.raises(ConfigError):
-        attack_cli.parse_options(["eps"])
+        attack_common.parse_options(["eps"])
 
 
 def test_attack_command_writes_exact_pngs_and_csv(tmp_path, tiny_detector, caplog):
@@ -115,9 +116,9 @@ def test_attack_command_errors(tmp_path, tiny_detector):
     src = tmp_path / "in"
     _folder(src, n=1)
     with pytest.raises(ConfigError, match="--pretrained"):
-        attack_cli.resolve_detector("cnnspot")
+        attack_common.resolve_detector("cnnspot")
     with pytest.raises(ConfigError, match="neither"):
-        attack_cli.resolve_detector(str(tmp_path / "missing"))
+        attack_common.resolve_detector(str(tmp_path / "missing"))
     atk = attacks.create("fgsm", eps=2 / 255)
     with pytest.raises(ConfigError, match="not found"):
         attack_cli.attack_folder(tiny_detector, atk, tmp_path / "nope", tmp_path / "out")

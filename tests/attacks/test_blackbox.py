@@ -70,7 +70,8 @@ def test_square_lowers_scores_within_budget_and_counts_queries(setup):
     det, x, y, z = setup
     eps = 8 / 255
     atk = attacks.create("square", eps=eps, n_queries=60, direction="both", loss="score")
-    adv = atk(det, x, y)
+    res = atk.perturb(det, x, y)
+    adv = res.x_adv
     with torch.no_grad():
         za = det(adv)
     sign = 1 - 2 * y.float()
@@ -79,20 +80,21 @@ def test_square_lowers_scores_within_budget_and_counts_queries(setup):
     assert float((gain > 0).float().mean()) >= 0.8  # and nearly every image moved the attacker's way
     assert float((adv - x).abs().max()) <= eps + 1e-6
     assert torch.equal(torch.round(adv * 255) / 255, adv)
-    assert atk.queries.tolist() == [60] * len(x)  # score loss: the whole budget, counted per sample
+    assert res.queries.tolist() == [60] * len(x)  # score loss: the whole budget, counted per sample
 
 
 def test_square_stops_querying_after_success(setup):
     det, x, y, z = setup
     evade = torch.ones(len(x), dtype=torch.long)
     atk = attacks.create("square", eps=16 / 255, n_queries=80, direction="evade")
-    adv = atk(det, x, evade)
+    res = atk.perturb(det, x, evade)
+    adv = res.x_adv
     with torch.no_grad():
         za = det(adv)
     done = za < 0
     assert bool(done.any())
-    assert int(atk.queries[done].max()) < 80  # stopped early
-    assert int(atk.queries.min()) >= 1
+    assert int(res.queries[done].max()) < 80  # stopped early
+    assert int(res.queries.min()) >= 1
 
 
 class Linear(torch.nn.Module):
@@ -119,13 +121,14 @@ def test_square_matches_torchattacks():
     y = torch.ones(len(x), dtype=torch.long)
     eps, nq = 8 / 255, 100
     ours = attacks.create("square", eps=eps, n_queries=nq, direction="evade", quantize=False)
-    adv = ours(NoGrad(net).eval(), x, y)
+    res = ours.perturb(NoGrad(net).eval(), x, y)
+    adv = res.x_adv
     ref = ta.Square(TwoClass(net).eval(), norm="Linf", eps=eps, n_queries=nq, p_init=0.8, loss="margin", seed=0)
     adv_ref = ref(x, y)
     with torch.no_grad():
         ok_ours, ok_ref = float((net(adv) < 0).float().mean()), float((net(adv_ref) < 0).float().mean())
     print(f"[square] success rate ours {ok_ours:.2f} torchattacks {ok_ref:.2f} ({nq} queries, {len(x)} images); "
-          f"our mean queries {ours.queries.float().mean():.1f}")
+          f"our mean queries {res.queries.float().mean():.1f}")
     assert 0.1 < ok_ref < 0.95  # the comparison is informative
     assert ok_ours >= ok_ref - 0.15
     assert float((adv - x).abs().max()) <= eps + 1e-6
@@ -143,17 +146,18 @@ def test_hopskipjump_unbounded_reaches_the_boundary():
     net, x, y, z = _linear_setup()
     atk = attacks.create("hopskipjump", norm="none", steps=6, init_evals=30, max_evals=100, quantize=False,
                          direction="both", max_queries=5000)
-    adv = atk(NoGrad(net).eval(), x, y)
+    res = atk.perturb(NoGrad(net).eval(), x, y)
+    adv = res.x_adv
     with torch.no_grad():
         za = net(adv)
     sign = 1 - 2 * y.float()
-    assert bool(torch.isfinite(atk.distances).all())
+    assert bool(torch.isfinite(res.info["distance"]).all())
     assert bool((sign * za > 0).all())  # every image is adversarial
     lin = (adv - x).flatten(1).abs().amax(1)
-    assert torch.allclose(lin, atk.distances.float(), atol=1e-5)
+    assert torch.allclose(lin, res.info["distance"].float(), atol=1e-5)
     # the iterations shrink the distance well below that of the starting point (noise: ~0.5)
-    assert float(atk.distances.max()) < 0.25
-    assert bool((atk.queries > 0).all())
+    assert float(res.info["distance"].max()) < 0.25
+    assert bool((res.queries > 0).all())
 
 
 def test_hopskipjump_budget_lowers_scores():
@@ -163,14 +167,15 @@ def test_hopskipjump_budget_lowers_scores():
     y = torch.ones(len(x), dtype=torch.long)
     eps = 8 / 255
     atk = attacks.create("hopskipjump", eps=eps, steps=4, init_evals=30, max_evals=100, direction="evade")
-    adv = atk(NoGrad(net).eval(), x, y)
+    res = atk.perturb(NoGrad(net).eval(), x, y)
+    adv = res.x_adv
     with torch.no_grad():
         za = net(adv)
     assert float((adv - x).abs().max()) <= eps + 1e-6  # projected onto the budget (then 8-bit rounded)
     assert bool((za < z).all())
     print(f"[hopskipjump] eps 8/255: score {z.mean():.3f} -> {za.mean():.3f}, "
-          f"decisions flipped {(za < 0).float().mean():.2f}, queries per image {atk.queries.tolist()}")
-    assert bool((atk.queries > 0).all())
+          f"decisions flipped {(za < 0).float().mean():.2f}, queries per image {res.queries.tolist()}")
+    assert bool((res.queries > 0).all())
 
 
 def test_hopskipjump_close_to_art():
@@ -182,8 +187,8 @@ def test_hopskipjump_close_to_art():
     iters = 4
     ours = attacks.create("hopskipjump", norm="none", search="l2", steps=iters, init_evals=50, max_evals=200,
                           quantize=False, direction="both", max_queries=100000)
-    ours(NoGrad(net).eval(), x, y)
-    d_ours = ours.distances
+    res = ours.perturb(NoGrad(net).eval(), x, y)
+    d_ours = res.info["distance"]
     clf = PyTorchClassifier(TwoClass(net).eval(), loss=torch.nn.CrossEntropyLoss(), input_shape=(3, 16, 16),
                             nb_classes=2, clip_values=(0.0, 1.0))
     np.random.seed(0)
@@ -193,7 +198,7 @@ def test_hopskipjump_close_to_art():
     with torch.no_grad():
         ok_ref = ((1 - 2 * y.float()) * net(adv_ref)) > 0
     print(f"[hopskipjump] L2 distances after {iters} iterations: ours {[round(v, 3) for v in d_ours.tolist()]} "
-          f"ART {[round(v, 3) for v in d_ref.tolist()]}; our queries {ours.queries.tolist()}")
+          f"ART {[round(v, 3) for v in d_ref.tolist()]}; our queries {res.queries.tolist()}")
     assert bool(torch.isfinite(d_ours).all()) and bool(ok_ref.all())
     assert float(d_ours.median()) <= 1.5 * float(d_ref.median()) + 1e-3
 
@@ -205,16 +210,17 @@ def test_square_success_is_measured_at_the_detector_threshold(setup):
     evade = torch.ones(len(x), dtype=torch.long)
     det.threshold = float(z.min()) - 0.05  # below every clean logit: logit 0 is not "real" here
     atk = attacks.create("square", eps=16 / 255, n_queries=80, direction="evade", quantize=False)
-    adv = atk(det, x, evade)
+    res = atk.perturb(det, x, evade)
+    adv = res.x_adv
     with torch.no_grad():
         za = det(adv)
-    stopped = atk.queries < 80
+    stopped = res.queries < 80
     assert bool(stopped.any())
     assert bool((za[stopped] < det.threshold).all())  # stopped only once the decision flipped
     # a threshold above every logit: each image is already judged real, nothing to search
     det.threshold = float(z.max()) + 1.0
-    atk(det, x, evade)
-    assert atk.queries.tolist() == [2] * len(x)  # the stripes start and the clean image only
+    res = atk.perturb(det, x, evade)
+    assert res.queries.tolist() == [2] * len(x)  # the stripes start and the clean image only
 
 
 def test_hopskipjump_reaches_the_boundary_at_the_detector_threshold():
@@ -225,11 +231,12 @@ def test_hopskipjump_reaches_the_boundary_at_the_detector_threshold():
     assert bool(((z < 0) & (y == 1)).any())  # "synthetic" at the threshold although below logit 0
     atk = attacks.create("hopskipjump", norm="none", steps=6, init_evals=30, max_evals=100, quantize=False,
                          direction="both", max_queries=5000)
-    adv = atk(det, x, y)
+    res = atk.perturb(det, x, y)
+    adv = res.x_adv
     with torch.no_grad():
         za = net(adv)
     sign = 1 - 2 * y.float()
-    assert bool(torch.isfinite(atk.distances).all())
+    assert bool(torch.isfinite(res.info["distance"]).all())
     assert bool((sign * (za - det.threshold) > 0).all())  # every decision flipped at the threshold
     assert float((za - det.threshold).abs().max()) < 0.5  # and the search ends near that boundary
-    assert float(atk.distances.max()) < 0.25
+    assert float(res.info["distance"].max()) < 0.25

@@ -25,13 +25,14 @@ def test_lsb_moves_each_value_by_at_most_one_grey_level_and_only_its_low_bit(tin
     x[0, :, :4, :4] = 0.0  # saturated corners: the bit flip must stay inside [0, 1]
     x[2, :, :4, :4] = 1.0
     atk = attacks.create("cf-lsb", steps=8)
-    adv = atk(tiny_detector, x, y)
+    res = atk.perturb(tiny_detector, x, y)
+    adv = res.x_adv
     assert _grid(adv)
     assert float((adv - x).abs().max()) <= 1 / 255 + 1e-7
     v, va = torch.round(x * 255).long(), torch.round(adv * 255).long()
     assert set(torch.unique(v ^ va).tolist()) <= {0, 1}  # only the least significant bit differs
     assert torch.equal(adv[y == 0], x[y == 0])
-    changed = float(atk.norms["l0_fraction"][y == 1].mean())
+    changed = float(res.info["l0_fraction"][y == 1].mean())
     assert 0.2 < changed <= 1.0
     with torch.no_grad():
         assert bool((tiny_detector(adv) - tiny_detector(x))[y == 1].max() < 0)  # every fake scores lower
@@ -43,12 +44,13 @@ def test_lsb_moves_each_value_by_at_most_one_grey_level_and_only_its_low_bit(tin
 def test_lossmax_linf_budget_after_rounding(tiny_detector, eps):
     x, y = _data(6)
     atk = attacks.create("cf-lossmax", eps=eps, direction="both")
-    adv = atk(tiny_detector, x, y)
+    res = atk.perturb(tiny_detector, x, y)
+    adv = res.x_adv
     assert _grid(adv) and float((adv - x).abs().max()) <= eps + 1e-7
     with torch.no_grad():
         dz = tiny_detector(adv) - tiny_detector(x)
     assert bool((dz[y == 1] < 0).all()) and bool((dz[y == 0] > 0).all())
-    assert torch.allclose(atk.norms["linf"], (adv - x).flatten(1).abs().amax(1))
+    assert torch.allclose(res.info["linf"], (adv - x).flatten(1).abs().amax(1))
     assert atk.threat.eps == eps and attacks.create("cf-lossmax").threat.eps == 1 / 255
 
 
@@ -57,40 +59,43 @@ def test_distortion_flips_every_decision_and_reports_the_true_norms(tiny_detecto
     det = tiny_detector
     det.threshold = float(det(x).detach().median())  # a calibrated-looking threshold, not 0
     atk = attacks.create("cf-distortion", steps=40, binary_steps=4, lr=0.02, direction="both")
-    adv = atk(det, x, y)
+    res = atk.perturb(det, x, y)
+    adv = res.x_adv
     assert _grid(adv)
     with torch.no_grad():
         z = det(adv)
     flipped = torch.where(y == 1, z <= det.threshold, z > det.threshold)
-    assert torch.equal(atk.norms["success"], flipped)
+    assert torch.equal(res.info["success"], flipped)
     assert float(flipped.float().mean()) == 1.0
     d = (adv - x).flatten(1)
-    assert torch.allclose(atk.norms["l2"], d.norm(dim=1), atol=1e-6)
-    assert torch.equal(atk.norms["l0"], ((adv - x) != 0).any(1).flatten(1).sum(1))
+    assert torch.allclose(res.info["l2"], d.norm(dim=1), atol=1e-6)
+    assert torch.equal(res.info["l0"], ((adv - x) != 0).any(1).flatten(1).sum(1))
     # minimal: far smaller than a PGD-L2 attack that flips at a generous budget
     pgd = attacks.create("pgd", norm="l2", eps=2.0, steps=10, step_size=0.4, direction="both")(det, x, y)
-    assert float(atk.norms["l2"].mean()) < 0.5 * float((pgd - x).flatten(1).norm(dim=1).mean())
+    assert float(res.info["l2"].mean()) < 0.5 * float((pgd - x).flatten(1).norm(dim=1).mean())
 
 
 def test_distortion_returns_unchanged_images_it_cannot_flip_within_the_cap(tiny_detector):
     x, y = _data(4)
     tiny_detector.threshold = float(tiny_detector(x).detach().min()) - 5.0  # "real" needs a huge change
     atk = attacks.create("cf-distortion", steps=10, binary_steps=2, eps=0.05)
-    adv = atk(tiny_detector, x, y)
+    res = atk.perturb(tiny_detector, x, y)
+    adv = res.x_adv
     assert torch.equal(adv, x)
-    assert not bool(atk.norms["success"].any()) and float(atk.norms["l2"].max()) == 0.0
+    assert not bool(res.info["success"].any()) and float(res.info["l2"].max()) == 0.0
 
 
 def test_patch_touches_only_its_area(tiny_detector):
     x, y = _data(6, 64)
     x = x + 0.3 / 255  # off the 8-bit grid: rounding must not touch pixels outside the patch
     atk = attacks.create("cf-patch", steps=2, seed=1)
-    adv = atk(tiny_detector, x, y, torch.Generator().manual_seed(7))
+    res = atk.perturb(tiny_detector, x, y, torch.Generator().manual_seed(7))
+    adv = res.x_adv
     s = patch_side(64, 64, 0.01)
     assert s == 6 and 0.005 < s * s / 64 ** 2 < 0.02  # ~1% of the image
     changed = (adv != x).any(1)  # (N, H, W)
     for i in range(len(x)):
-        t, l_, h, w = atk.boxes[i].tolist()
+        t, l_, h, w = res.info["box"][i].tolist()
         if y[i] == 0:
             assert t == -1 and not bool(changed[i].any())
             continue
@@ -100,7 +105,7 @@ def test_patch_touches_only_its_area(tiny_detector):
         assert not bool(outside.any())
         assert bool(changed[i, t : t + h, l_ : l_ + w].any())
         assert _grid(adv[i, :, t : t + h, l_ : l_ + w])
-    assert torch.equal(atk.norms["l0"], changed.flatten(1).sum(1))
+    assert torch.equal(res.info["l0"], changed.flatten(1).sum(1))
 
 
 def test_patch_is_universal_and_positions_are_seeded(tiny_detector):
@@ -108,20 +113,22 @@ def test_patch_is_universal_and_positions_are_seeded(tiny_detector):
     atk = attacks.create("cf-patch", steps=3, fraction=0.02, seed=0)
     patch = atk.fit(tiny_detector, x, y)
     xt, yt = _data(6, 64, seed=3)
-    a = atk(tiny_detector, xt, yt, torch.Generator().manual_seed(1))
-    boxes_a = atk.boxes.clone()
-    b = atk(tiny_detector, xt, yt, torch.Generator().manual_seed(1))
-    assert torch.equal(a, b) and torch.equal(atk.boxes, boxes_a)
-    atk(tiny_detector, xt, yt, torch.Generator().manual_seed(2))
-    assert not torch.equal(atk.boxes, boxes_a)
+    res = atk.perturb(tiny_detector, xt, yt, torch.Generator().manual_seed(1))
+    a = res.x_adv
+    boxes_a = res.info["box"].clone()
+    res = atk.perturb(tiny_detector, xt, yt, torch.Generator().manual_seed(1))
+    b = res.x_adv
+    assert torch.equal(a, b) and torch.equal(res.info["box"], boxes_a)
+    res = atk.perturb(tiny_detector, xt, yt, torch.Generator().manual_seed(2))
+    assert not torch.equal(res.info["box"], boxes_a)
     q = torch.round(patch.clamp(0, 1) * 255) / 255
     for i in (yt == 1).nonzero().flatten().tolist():  # the same patch pasted in every image
         t, l_, h, w = boxes_a[i].tolist()
         assert torch.equal(a[i, :, t : t + h, l_ : l_ + w], q)
     # larger images get a proportionally larger patch
     big, yb = _data(2, 128)
-    atk(tiny_detector, big, yb)
-    assert int(atk.boxes[0, 2]) == patch_side(128, 128, 0.02) == 18
+    res = atk.perturb(tiny_detector, big, yb)
+    assert int(res.info["box"][0, 2]) == patch_side(128, 128, 0.02) == 18
 
 
 def test_transfer_runs_the_base_attack_on_the_surrogate(tiny_detector, tmp_path):
@@ -131,10 +138,11 @@ def test_transfer_runs_the_base_attack_on_the_surrogate(tiny_detector, tmp_path)
     sur.save(tmp_path / "sur")
     atk = attacks.create("cf-transfer", surrogate=str(tmp_path / "sur"), eps=4 / 255, steps=5)
     assert not atk.needs_gradients
-    adv = atk(tiny_detector, x, y, torch.Generator().manual_seed(0))
+    res = atk.perturb(tiny_detector, x, y, torch.Generator().manual_seed(0))
+    adv = res.x_adv
     direct = attacks.create("pgd", eps=4 / 255, steps=5)(sur, x, y, torch.Generator().manual_seed(0))
     assert torch.equal(adv, direct)  # exactly PGD on the surrogate, never the target's gradient
-    assert int(atk.queries.sum()) == 0 and float((adv - x).abs().max()) <= 4 / 255 + 1e-7
+    assert int(res.queries.sum()) == 0 and float((adv - x).abs().max()) <= 4 / 255 + 1e-7
     assert atk.params()["surrogate"] == str(tmp_path / "sur")
     with pytest.raises(ConfigError, match="surrogate"):
         attacks.create("cf-transfer")

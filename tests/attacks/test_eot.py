@@ -121,7 +121,8 @@ def test_eot_pgd_counts_eot_samples_as_queries(tiny_detector):
     x = _smooth(4, 32)
     y = torch.tensor([1, 1, 0, 0])
     atk = attacks.create("pgd", eps=4 / 255, steps=2, eot=[{"op": "jpeg", "quality": [70, 90]}], eot_samples=2)
-    adv = atk(tiny_detector, x, y)
-    q = [int(v) for v in atk.queries]
+    res = atk.perturb(tiny_detector, x, y)
+    adv = res.x_adv
+    q = [int(v) for v in res.queries]
     assert q[0] == q[1] >= 4 and q[2:] == [0, 0]  # 2 steps x 2 EOT samples (+ a final check)
     assert float((adv - x).abs().max()) <= 4 / 255 + 1e-6

@@ -59,11 +59,12 @@ def test_direction_and_weights_folder(tae_dir, tiny_detector):
     y = torch.tensor([0, 1])
     atk = attacks.create("launder", weights=str(tae_dir))
     assert atk.threat.direction == "spoof"
-    out = atk(tiny_detector, x, y)
+    res = atk.perturb(tiny_detector, x, y)
+    out = res.x_adv
     assert torch.equal(out[1], x[1])  # synthetic images are left alone by default
     assert float((out[0] - x[0]).abs().mean()) > 1e-3
     assert torch.equal(torch.round(out[0] * 255) / 255, out[0])  # 8-bit
-    assert atk.queries.tolist() == [0, 0]  # processing only: no detector query
+    assert res.queries.tolist() == [0, 0]  # processing only: no detector query
     assert atk.params()["backend"] == "tae"
 
 

@@ -56,6 +56,12 @@ def _train():
     return det, ref_real, ref_fake, test_real, test_fake
 
 
+def _distances(res):
+    """The feature distances before / after of the targeted samples (the result's info)."""
+    hit = torch.isfinite(res.info["feature_distance_before"])
+    return {k: res.info[f"feature_distance_{k}"][hit] for k in ("before", "after")}
+
+
 def test_hide_moves_features_to_real_centroid_and_lowers_score(trained):
     det, rr, rf, tr, tf = trained
     atk = attacks.create("mimicry", mode="hide", layer="layer3", eps=8 / 255, steps=20, step_size=1 / 255)
@@ -63,8 +69,9 @@ def test_hide_moves_features_to_real_centroid_and_lowers_score(trained):
     assert set(cents) == {"real", "fake"}
     x = torch.cat([tf, tr])
     y = torch.cat([torch.ones(len(tf)), torch.zeros(len(tr))]).long()
-    adv = atk(det, x, y)
-    d = atk.last_distances
+    res = atk.perturb(det, x, y)
+    adv = res.x_adv
+    d = _distances(res)
     assert float((d["after"] / d["before"]).max()) < 0.5  # every fake's features halfway to the real centroid
     with torch.no_grad():
         before, after = det(x), det(adv)
@@ -86,9 +93,10 @@ def test_decoy_plants_a_synthetic_region_in_a_real_photo(trained):
     atk.fit(det, rr, rf)
     assert atk.threat.direction == "spoof"
     y = torch.zeros(len(tr), dtype=torch.long)
-    adv = atk(det, tr, y)
+    res = atk.perturb(det, tr, y)
+    adv = res.x_adv
     assert atk.layer_name == "layer4"  # deepest layer with a spatial map
-    d = atk.last_distances
+    d = _distances(res)
     assert float(d["after"].mean()) < 0.5 * float(d["before"].mean())
     assert torch.equal(adv[..., 16:, :], tr[..., 16:, :])  # nothing outside the region changes
     assert float((adv[..., :16, :] - tr[..., :16, :]).abs().max()) > 0
@@ -104,8 +112,8 @@ def test_patch_mode_matches_each_patch(trained):
     atk.fit(det, rr, rf)
     feats = atk.features(det, tf[:2])
     assert feats.shape[:2] == (2, 4)  # four 16x16 patches per 32x32 image
-    atk(det, tf, torch.ones(len(tf), dtype=torch.long))
-    d = atk.last_distances
+    res = atk.perturb(det, tf, torch.ones(len(tf), dtype=torch.long))
+    d = _distances(res)
     assert float(d["after"].mean()) < 0.6 * float(d["before"].mean())
 
 

@@ -39,13 +39,14 @@ def test_linf_budget_when_input_is_off_grid(tiny_detector):
 def test_direction_moves_score_the_right_way(tiny_detector, direction, sign):
     x, y = _data(8)
     atk = attacks.create("pgd", eps=8 / 255, steps=10, step_size=2 / 255, direction=direction)
-    adv = atk(tiny_detector, x, y)
+    res = atk.perturb(tiny_detector, x, y)
+    adv = res.x_adv
     target = (y == 1) if direction == "evade" else (y == 0)
     with torch.no_grad():
         before, after = tiny_detector(x), tiny_detector(adv)
     assert bool((sign * (after - before))[target].min() > 0)
     assert torch.equal(after[~target], before[~target])
-    assert atk.queries is not None and int(atk.queries[target][0]) == 10 and int(atk.queries[~target].sum()) == 0
+    assert res.queries is not None and int(res.queries[target][0]) == 10 and int(res.queries[~target].sum()) == 0
 
 
 def test_l2_budget_and_report(tiny_detector):
@@ -183,7 +184,8 @@ def test_restarts_keep_per_sample_the_restart_with_the_higher_final_loss(tiny_de
         return adv, loss
 
     monkeypatch.setattr(PGD, "_one_run", recording)
-    adv = atk(tiny_detector, x, y)
+    res = atk.perturb(tiny_detector, x, y)
+    adv = res.x_adv
     assert len(runs) == restarts
     losses = torch.stack([loss for _, loss in runs])  # (restarts, N)
     with torch.no_grad():  # the recorded final loss is the objective at that restart's result
@@ -195,7 +197,7 @@ def test_restarts_keep_per_sample_the_restart_with_the_higher_final_loss(tiny_de
     assert len(set(best.tolist())) > 1  # the choice really is per sample here
     with torch.no_grad():
         assert bool((-tiny_detector(adv) >= losses.max(0).values - 1e-6).all())
-    assert atk.queries.tolist() == [steps * restarts + restarts] * len(x)
+    assert res.queries.tolist() == [steps * restarts + restarts] * len(x)
 
 
 def test_restart_selection_is_per_sample_with_synthetic_runs(monkeypatch):
@@ -215,10 +217,11 @@ def test_restart_selection_is_per_sample_with_synthetic_runs(monkeypatch):
 
     monkeypatch.setattr(PGD, "_one_run", fake_run)
     atk = attacks.create("pgd", restarts=3, steps=5, quantize=False)
-    adv = atk(torch.nn.Identity(), x, y)
+    res = atk.perturb(torch.nn.Identity(), x, y)
+    adv = res.x_adv
     assert calls == [False, True, True]  # later restarts start at random points
     assert torch.allclose(adv.flatten(1)[:, 0], (wins.float() + 1) / 10)
-    assert atk.queries.tolist() == [5 * 3 + 3] * n
+    assert res.queries.tolist() == [5 * 3 + 3] * n
     one = attacks.create("pgd", restarts=1, steps=5, quantize=False)
     assert one.run(torch.nn.Identity(), x, y, torch.Generator())[1] == 5  # no extra forward without restarts
 

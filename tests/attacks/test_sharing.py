@@ -8,7 +8,7 @@ import torch
 
 from fakebench import attacks
 from fakebench.attacks.eot import apply_eot
-from fakebench.attacks.sharing import PLATFORMS, eot_entries, share, share_np
+from fakebench.data.sharing import PLATFORMS, eot_entries, share, share_np
 from fakebench.data import degrade
 from fakebench.errors import ConfigError
 

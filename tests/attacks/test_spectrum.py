@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fakebench.attacks.spectrum import (
+from fakebench.experiments.spectrum import (
     band_fractions,
     perturbation_spectra,
     power_spectrum,
@@ -78,7 +78,7 @@ def test_save_spectra_writes_figure_and_summary(tmp_path):
 
 def test_analyze_runs_attacks_per_detector(tmp_path, tiny_detector):
     from fakebench import attacks
-    from fakebench.attacks.spectrum import analyze
+    from fakebench.experiments.spectrum import analyze
 
     g = torch.Generator().manual_seed(0)
     x = torch.round(torch.rand(4, 3, 32, 32, generator=g) * 255) / 255

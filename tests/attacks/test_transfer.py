@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fakebench import attacks, detectors
-from fakebench.attacks import transfer
+from fakebench.experiments import transfer
 
 
 @pytest.fixture(autouse=True, scope="module")

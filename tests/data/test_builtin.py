@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fakebench.data.builtin import (
-    HELDOUT_GENERATORS, MANIFEST_COLUMNS, SEEN_GENERATORS, VIEWS, add_parser, build_builtin,
+from fakebench.builtin.build import (
+    HELDOUT_GENERATORS, MANIFEST_COLUMNS, SEEN_GENERATORS, VIEWS, build_builtin,
 )
 from fakebench.errors import ConfigError, DataError
 from fakebench.io import save_png
@@ -127,7 +127,7 @@ def test_second_build_reuses(built, caplog):
     before = (d / "manifest.csv").read_bytes()
     some_png = d / read_manifest(d)[1][0]["path"]
     mtime = some_png.stat().st_mtime_ns
-    caplog.set_level(logging.INFO, logger="fakebench.data.builtin")
+    caplog.set_level(logging.INFO, logger="fakebench.builtin.build")
     t0 = time.time()
     again = build_builtin(d, seed=0, **SMALL)
     took = time.time() - t0
@@ -154,7 +154,7 @@ def test_changed_settings_rebuild_in_place(tmp_path, caplog):
     out = tmp_path / "ds"
     build_builtin(out, seed=0, **{**SMALL, "n_train": 60, "n_val": 24, "n_test": 48})
     h1 = json.loads((out / "settings.json").read_text())["hash"]
-    caplog.set_level(logging.INFO, logger="fakebench.data.builtin")
+    caplog.set_level(logging.INFO, logger="fakebench.builtin.build")
     build_builtin(out, seed=2, **{**SMALL, "n_train": 60, "n_val": 24, "n_test": 48})
     s2 = json.loads((out / "settings.json").read_text())
     assert s2["hash"] != h1 and s2["settings"]["seed"] == 2
@@ -201,21 +201,18 @@ def test_refuses_foreign_folder_and_bad_options(tmp_path):
 
 
 def test_cli_parser_registers_builtin(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="fakebench")
-    sub = parser.add_subparsers(dest="cmd")
-    data = sub.add_parser("data").add_subparsers(dest="data_cmd")
-    add_parser(data)
+    from fakebench.cli import build_parser, main
+
+    parser = build_parser()
     args = parser.parse_args(["data", "builtin", "--out", str(tmp_path / "cli"), "--real-dir", "a", "--real-dir", "b",
                               "--seed", "3", "--patch", "32"])
     assert args.real_dirs == ["a", "b"] and args.seed == 3 and args.patch == 32 and args.tae_weights is None
     assert callable(args.func)
-    args = parser.parse_args(["data", "builtin", "--out", str(tmp_path / "cli"), "--patch", "32", "--n-train", "24",
-                              "--n-val", "12", "--n-test", "24", "--train-steps", "5", "--no-progress"])
-    assert args.func(args) == 0
+    assert main(["data", "builtin", "--out", str(tmp_path / "cli"), "--patch", "32", "--n-train", "24",
+                 "--n-val", "12", "--n-test", "24", "--train-steps", "5", "--no-progress"]) == 0
     assert capsys.readouterr().out.strip().endswith("manifest.csv")
     assert (tmp_path / "cli" / "manifest.csv").is_file()
-    bad = parser.parse_args(["data", "builtin", "--out", str(tmp_path / "cli2"), "--patch", "12", "--no-progress"])
-    assert bad.func(bad) == 2
+    assert main(["data", "builtin", "--out", str(tmp_path / "cli2"), "--patch", "12", "--no-progress"]) == 2
     assert "patch must be" in capsys.readouterr().err
 
 

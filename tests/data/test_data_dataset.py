@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from fakebench.data import Sample, load_dataset
-from fakebench.data import dataset as ds_mod
-from fakebench.data.dataset import ImageDataset, collate_skip_bad, iter_batches
+from fakebench.data import pipeline as ds_mod
+from fakebench.data.pipeline import ImageDataset, collate_skip_bad, iter_batches
 from fakebench.data.transforms import EvalTransform, TrainTransform
 from fakebench.errors import ConfigError, DataError
 from fakebench.io import load_image, save_png

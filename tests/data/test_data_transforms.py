@@ -116,9 +116,9 @@ def test_eval_transform(img):
 
 
 def test_sharing_augmentation_in_training_transform():
-    """TrainConfig.share_prob wires fakebench.attacks.sharing into the training transform: with
+    """TrainConfig.share_prob wires fakebench.data.sharing into the training transform: with
     probability 1 every image is the platform's resize + JPEG of itself (quality jittered)."""
-    from fakebench.attacks.sharing import PLATFORMS, share_np
+    from fakebench.data.sharing import PLATFORMS, share_np
     from fakebench.errors import ConfigError
     from fakebench.train import sharing_augmentation
 

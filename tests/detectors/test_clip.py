@@ -269,9 +269,9 @@ def test_missing_open_clip_is_one_line(monkeypatch):
 def test_registry_lists_weights_hints():
     names = {e.name: e for e in detectors.entries()}
     assert {"univfd", "clipdet", "clipdet+corvi"} <= set(names)
-    assert "UniversalFakeDetect" in clipmod.UnivFD.weights_hint
-    assert "ClipBased-SyntheticImageDetection" in clipmod.CLIPDet.weights_hint
-    assert names["univfd"].factory.weights_hint == clipmod.UnivFD.weights_hint
+    assert "UniversalFakeDetect" in names["univfd"].weights_hint()
+    assert "ClipBased-SyntheticImageDetection" in names["clipdet"].weights_hint()
+    assert names["univfd"].weights[0].required and names["univfd"].weights[0].option == "backbone_weights"
 
 
 # -- probe training ------------------------------------------------------------------------------

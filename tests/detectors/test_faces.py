@@ -55,7 +55,7 @@ def test_architecture_follows_the_paper():
     assert drops == [0.8, 0.8]
     n_backbone = sum(p.numel() for p in det.features.parameters())
     assert 6.0e6 < n_backbone < 7.0e6  # EfficientNet-B1 without its ImageNet classifier (7.8 M with it)
-    assert FacesInTheWild.operating_fpr == 0.005 and "efficientnet_b1" in FacesInTheWild.weights_hint
+    assert FacesInTheWild.operating_fpr == 0.005 and "efficientnet_b1" in detectors.card("faces-wild").weights_hint()
 
 
 @pytest.mark.parametrize("hw", [(32, 32), (45, 61)])
@@ -145,7 +145,8 @@ def test_operating_point_is_half_a_percent_fpr():
 def test_trains_with_the_shared_recipe(tmp_path, tiny_dataset):
     from fakebench.train import TrainConfig, train_detector
 
-    assert FacesInTheWild.train_recipe["lr"] == 1e-4 and FacesInTheWild.train_recipe["batch_size"] == 32
+    recipe = detectors.card("faces-wild").recipe
+    assert recipe["lr"] == 1e-4 and recipe["batch_size"] == 32
     torch.manual_seed(0)
     det, hist = train_detector("faces-wild", tiny_dataset, tmp_path / "out",
                                TrainConfig(epochs=1, max_steps=2, batch_size=8, progress=False, seed=0),

@@ -23,10 +23,9 @@ import torch
 
 from fakebench import detectors
 from fakebench.detectors.base import Detector
-from fakebench.detectors.laundering import (
-    LAUNDERED, REAL, SYNTHETIC, LatentGaussianPrior, LaunderingStage, LaunderingTwoStage, build_laundering_dataset,
-    phase_randomize, train_laundering, two_stage_verdict,
-)
+from fakebench.detectors.laundering import LAUNDERED, REAL, SYNTHETIC, LaunderingStage, LaunderingTwoStage, two_stage_verdict
+from fakebench.generators.latent_prior import LatentGaussianPrior, phase_randomize
+from fakebench.train.laundering import build_laundering_dataset, train_laundering
 from fakebench.metrics import auc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -62,7 +61,7 @@ def test_defaults_follow_the_authors_code():
     names = {e.name: e for e in detectors.entries()}
     for n in ("laundering-stage1", "laundering-stage2"):
         assert "2024" in names[n].paper and "Mandelli" in names[n].paper
-        assert "no public checkpoint" in names[n].factory.weights_hint
+        assert "no public checkpoint" in names[n].weights_hint()
 
 
 @pytest.mark.parametrize("name", ["laundering-stage1", "laundering-stage2"])

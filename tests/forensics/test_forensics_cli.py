@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fakebench.forensics.cli import add_parser
+from fakebench.cli.forensics import add_parser
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "forensics"
 
@@ -27,8 +27,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    return args.func(args)
+    from fakebench.cli import main
+
+    return main(argv)
 
 
 def _files(root: Path) -> set[Path]:

@@ -31,8 +31,9 @@ def test_registered_and_declared_non_differentiable() -> None:
     assert "perspective" in names and "2206.14617" in names["perspective"].paper
     det = detectors.create("perspective", seed=0)
     assert isinstance(det, PerspectiveDetector)
-    assert det.differentiable is False and PerspectiveDetector.differentiable is False
-    assert "Hough" in det.non_differentiable_reason and det.paper
+    assert det.differentiable is False and names["perspective"].differentiable is False
+    assert PerspectiveDetector(seed=0).differentiable is False  # built directly: its card is found by class
+    assert "Hough" in det.non_differentiable_reason and det.card.paper
 
 
 def test_forward_shape_and_scores() -> None:

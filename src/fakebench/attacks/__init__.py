@@ -1,54 +1,63 @@
-"""Attack registry: ``create(name, **options)``; importing this package registers every family."""
+"""Attacks: ``create(name, **options)``, ``cards()``, ``register(card)``.
+
+Each registered attack is described by one card in :mod:`fakebench.attacks.cards`. Importing
+this package does not import torch; an attack family's module is imported when one of its
+attacks is built.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..registry import Registry
-from .base import Attack, ThreatModel
+from ..registry import AttackCard, Registry, takes_parameter
+from .cards import CARDS
 
-REGISTRY: Registry[Attack] = Registry("attack")
-register = REGISTRY.register
+if TYPE_CHECKING:  # pragma: no cover
+    from .base import Attack
+
+REGISTRY: Registry[AttackCard] = Registry("attack")
+for _card in CARDS:
+    REGISTRY.register(_card)
 
 
-def create(name: str, **options: Any) -> Attack:
+def register(card: AttackCard, replace: bool = False) -> AttackCard:
+    """Register an attack card (plugins, tests); see :mod:`fakebench.registry`."""
+    return REGISTRY.register(card, replace=replace)
+
+
+def card(name: str) -> AttackCard:
+    return REGISTRY.card(name)
+
+
+def cards() -> list[AttackCard]:
+    """Every registered attack's card, sorted by name."""
+    return REGISTRY.cards()
+
+
+def create(name: str, **options: Any) -> "Attack":
+    """Build a registered attack; remembers its name and options."""
     atk = REGISTRY.create(name, **options)
-    atk.registry_name = name  # type: ignore[attr-defined]
-    atk.options = dict(options)  # type: ignore[attr-defined]
+    atk.registry_name = name
+    atk.options = dict(options)
     return atk
 
 
-def create_seeded(name: str, seed: int, **options: Any) -> Attack:
+def create_seeded(name: str, seed: int, **options: Any) -> "Attack":
     """``create`` with ``seed`` passed only to attacks whose factory takes one (degradations
     such as ``jpeg`` or ``share`` are deterministic and take none)."""
-    import inspect
-
-    entry = {e.name: e for e in REGISTRY.entries()}.get(name)
-    if entry is not None and "seed" in inspect.signature(entry.factory).parameters:
+    if takes_parameter(REGISTRY.card(name).load_factory(), "seed"):
         options = {**options, "seed": seed}
     return create(name, **options)
 
 
-def entries():
-    return REGISTRY.entries()
+def entries() -> list[AttackCard]:
+    """Alias of :func:`cards` (kept for callers of the earlier API)."""
+    return cards()
 
 
-from . import degradations, gradient  # noqa: E402,F401
+def __getattr__(name: str) -> Any:  # lazy: the attack classes import torch
+    if name in ("Attack", "AttackResult", "ThreatModel"):
+        from . import base
 
-
-class _Identity(Attack):
-    name = "none"
-    needs_gradients = False
-
-    def params(self):
-        return {}
-
-    def run(self, detector, x, y, generator):
-        return x, 0
-
-
-@register("none", "no attack: the clean images (baseline row)")
-def _none() -> Attack:
-    return _Identity(ThreatModel(direction="all", norm="none", eps=0.0, steps=0, quantize=False))
-from . import carlini_farid, sharing, universal  # noqa: E402,F401
-from . import blackbox, laundering, mimicry  # noqa: E402,F401
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

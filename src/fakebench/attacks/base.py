@@ -174,20 +174,51 @@ def split_threat(options: dict[str, Any]) -> tuple[ThreatModel, dict[str, Any]]:
     return threat, {k: v for k, v in options.items() if k not in names}
 
 
+@dataclass
+class AttackResult:
+    """What one attack call computed.
+
+    Attributes:
+        x_adv: (N, 3, H, W) adversarial images in [0, 1] (untargeted samples unchanged; a
+            size-changing degradation returns its own size).
+        queries: (N,) long, model evaluations spent per sample (0 for untargeted samples).
+        info: per-sample extras, each (N, ...) (e.g. ``distance`` of HopSkipJump, ``l2`` /
+            ``success`` of the Carlini & Farid attacks, ``box`` of the patch attack, feature
+            distances of mimicry); NaN (float), -1 (integer) or False (bool) where a sample was
+            not targeted.
+    """
+
+    x_adv: torch.Tensor
+    queries: torch.Tensor
+    info: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _scatter(values: torch.Tensor, idx: torch.Tensor, n: int) -> torch.Tensor:
+    """(K, ...) values of the targeted samples ``idx`` -> (N, ...) with a 'not targeted' fill."""
+    v = torch.as_tensor(values).detach().cpu()
+    if v.dtype == torch.bool:
+        full = torch.zeros((n, *v.shape[1:]), dtype=torch.bool)
+    elif v.dtype.is_floating_point:
+        full = torch.full((n, *v.shape[1:]), float("nan"), dtype=v.dtype)
+    else:
+        full = torch.full((n, *v.shape[1:]), -1, dtype=v.dtype)
+    full[idx.cpu()] = v
+    return full
+
+
 class Attack:
     """Base class: subclasses implement :meth:`run` on the targeted samples only.
 
-    ``queries`` (N,) int tensor is set after each call: model evaluations spent per sample.
+    :meth:`perturb` returns an :class:`AttackResult` (images, queries, per-sample extras);
+    calling the attack returns just the images. Nothing about a call is kept on the object.
     """
 
     name: ClassVar[str] = "attack"
-    paper: ClassVar[str] = ""
     needs_gradients: ClassVar[bool] = True
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0) -> None:
         self.threat = threat or ThreatModel()
         self.seed = int(seed)
-        self.queries: torch.Tensor | None = None
 
     def loss(self, detector: torch.nn.Module, x_adv: torch.Tensor, sign: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -212,11 +243,19 @@ class Attack:
 
     def __call__(self, detector: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """The adversarial images (``perturb(...).x_adv``)."""
+        return self.perturb(detector, x, y, generator).x_adv
+
+    def perturb(self, detector: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                generator: torch.Generator | None = None) -> AttackResult:
+        """Attack the samples the threat model's direction targets; see :class:`AttackResult`.
+        ``generator`` seeds the attack's randomness (default: a generator seeded with ``seed``)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"attack input must be (N, 3, H, W), got {tuple(x.shape)}")
         mask = target_mask(y, self.threat.direction)
         out = x.detach().clone()
-        self.queries = torch.zeros(len(x), dtype=torch.long)
+        queries = torch.zeros(len(x), dtype=torch.long)
+        info: dict[str, torch.Tensor] = {}
         if mask.any():
             if generator is None:
                 generator = torch.Generator().manual_seed(self.seed)
@@ -224,27 +263,38 @@ class Attack:
             was = detector.training
             detector.eval()
             try:
-                adv, q = self.run(detector, x[idx].detach(), y[idx], generator)
+                adv, q, *extra = self.run(detector, x[idx].detach(), y[idx], generator)
             finally:
                 detector.train(was)
-            if self.threat.quantize:
-                eps = float(self.threat.eps)
-                if self.threat.norm == "linf":
-                    adv = quantize_within_linf(adv, x[idx], eps)
-                elif self.threat.norm == "l2" and 0 < eps < float("inf") and adv.shape == x[idx].shape:
-                    adv = quantize_within_l2(adv, x[idx], eps)  # eps 0 = unbounded (cf-distortion)
-                else:
-                    adv = quantize_tensor(adv)
+            info = {k: _scatter(v, idx, len(x)) for k, v in (extra[0] if extra else {}).items()}
+            adv = self._quantize(adv, x[idx])
             if adv.shape[1:] != x.shape[1:]:  # size-changing processing (resize): all-or-nothing
                 if not bool(mask.all()):
                     raise ValueError(f"{self.name}: changes the image size, so it must touch every image")
-                self.queries[:] = torch.as_tensor(q)
-                return adv.detach().clamp(0, 1)
+                queries[:] = torch.as_tensor(q)
+                return AttackResult(adv.detach().clamp(0, 1), queries, info)
             out[idx] = adv.detach().clamp(0, 1)
-            self.queries[idx] = torch.as_tensor(q)
-        return out
+            queries[idx] = torch.as_tensor(q)
+        return self.finalize(detector, x, y, AttackResult(out, queries, info))
+
+    def _quantize(self, adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Round to the 8-bit grid inside the threat model's ball (when ``quantize``)."""
+        if not self.threat.quantize:
+            return adv
+        eps = float(self.threat.eps)
+        if self.threat.norm == "linf":
+            return quantize_within_linf(adv, x, eps)
+        if self.threat.norm == "l2" and 0 < eps < float("inf") and adv.shape == x.shape:
+            return quantize_within_l2(adv, x, eps)  # eps 0 = unbounded (cf-distortion)
+        return quantize_tensor(adv)
+
+    def finalize(self, detector: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 result: AttackResult) -> AttackResult:
+        """Hook run on every call's full result (all N samples); the default returns it."""
+        return result
 
     def run(self, detector: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | int]:  # pragma: no cover
-        """Attack every sample of ``x`` (all targeted). Returns (x_adv, queries per sample)."""
+            generator: torch.Generator) -> tuple[Any, ...]:  # pragma: no cover
+        """Attack every sample of ``x`` (all targeted). Returns ``(x_adv, queries per sample)``
+        or ``(x_adv, queries, info)`` with ``info`` a dict of per-targeted-sample tensors."""
         raise NotImplementedError

@@ -44,7 +44,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import register
 from ..errors import ConfigError
 from .base import Attack, ThreatModel, attack_loss, decision_threshold, push_sign
 from .gradient import threat_from
@@ -102,7 +101,6 @@ class Square(Attack):
     fraction of pixels of a square. Success is measured from ``detector.threshold``."""
 
     name = "square"
-    paper = "Andriushchenko, Croce, Flammarion, Hein, Square Attack, ECCV 2020"
     needs_gradients = False
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, n_queries: int = 1000,
@@ -177,9 +175,7 @@ class Square(Attack):
         return best, count.counts
 
 
-@register("square", "Square attack, score-based black-box random search under Linf (Andriushchenko et al. 2020); "
-          "options n_queries, p_init", paper=Square.paper)
-def _square(seed: int = 0, n_queries: int = 1000, p_init: float = 0.8, batch_size: int = 256, **options: Any) -> Square:
+def build_square(seed: int = 0, n_queries: int = 1000, p_init: float = 0.8, batch_size: int = 256, **options: Any) -> Square:
     return Square(threat_from(options, {"loss": "margin"}), seed=seed, n_queries=n_queries, p_init=p_init,
                   batch_size=batch_size)
 
@@ -221,7 +217,6 @@ class HopSkipJump(Attack):
     """
 
     name = "hopskipjump"
-    paper = "Chen, Jordan, Wainwright, HopSkipJumpAttack, IEEE S&P 2020"
     needs_gradients = False
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, init_evals: int = 100,
@@ -242,7 +237,6 @@ class HopSkipJump(Attack):
         self.search = search
         self.init_evals, self.max_evals, self.init_tries = int(init_evals), int(max_evals), int(init_tries)
         self.gamma, self.max_queries, self.batch_size = float(gamma), int(max_queries), int(batch_size)
-        self.distances: torch.Tensor | None = None  # per targeted sample, after the last run (search norm)
         self._thr = 0.0  # the detector's decision threshold, set at the start of each run
 
     def params(self) -> dict[str, Any]:
@@ -378,7 +372,6 @@ class HopSkipJump(Attack):
             best[upd] = nb[better]
         # the threat model's budget
         final_dist = torch.where(found, _dist(best, x, self.search), torch.full((n,), float("inf")))
-        self.distances = final_dist
         out = best
         if t.norm in ("linf", "l2") and math.isfinite(float(t.eps)):
             delta = out - x
@@ -388,13 +381,10 @@ class HopSkipJump(Attack):
                 nrm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
                 delta = delta * torch.clamp(float(t.eps) / nrm, max=1.0).view(-1, 1, 1, 1)
             out = (x + delta).clamp(0, 1)
-        return out, count.counts
+        return out, count.counts, {"distance": final_dist}
 
 
-@register("hopskipjump", "HopSkipJump, decision-based black-box attack (Chen et al. 2020), Linf or L2; result "
-          "projected onto the eps-ball (norm='none': unbounded); options init_evals, max_evals, max_queries",
-          paper=HopSkipJump.paper)
-def _hopskipjump(seed: int = 0, init_evals: int = 100, max_evals: int = 1000, init_tries: int = 100,
+def build_hopskipjump(seed: int = 0, init_evals: int = 100, max_evals: int = 1000, init_tries: int = 100,
                  gamma: float = 1.0, max_queries: int = 5000, search: str | None = None, batch_size: int = 256,
                  **options: Any) -> HopSkipJump:
     return HopSkipJump(threat_from(options, {"steps": 20, "loss": "margin"}), seed=seed, init_evals=init_evals,

@@ -8,7 +8,7 @@ Each is its own registered attack on the common threat model:
   ``||delta||_2^2 + c * max(kappa - s * (z - thr), 0)`` with Adam on the tanh
   parametrisation ``x' = (tanh(w) + 1) / 2`` and a per-image binary search over ``c``. Success
   is checked on the 8-bit-rounded candidate, so the returned PNG-exact image flips the
-  decision. Per-sample L2 / L0 / Linf of the returned images are in ``attack.norms``.
+  decision. Per-sample L2 / L0 / Linf of the returned images are in the result's ``info``.
 - ``cf-lossmax``: loss-maximising white-box attack: maximise the attacker's objective under a
   fixed tiny Linf budget (default 1/255: every pixel moves by at most one grey level, which the
   paper describes as flipping the lowest bit of each pixel; it reports AUC 0.95 -> 0.0005).
@@ -19,7 +19,7 @@ Each is its own registered attack on the common threat model:
 - ``cf-patch``: universal adversarial patch over ``fraction`` of the image area (paper: 1%,
   AUC -> 0.08), trained over a set with Adam at random positions (Brown et al. 2017 style) and
   pasted at random (seeded) positions; pixels outside the patch are never touched. The patch
-  box of every image is in ``attack.boxes`` (top, left, height, width; -1 = untouched).
+  box of every image is in the result's ``info["box"]`` (top, left, height, width; -1 = untouched).
 - ``cf-transfer``: black-box transfer: attack a surrogate detector (a fakebench checkpoint or
   a Detector) with a white-box attack (PGD by default) and hand the images to the target
   (paper: surrogate trained on different data, target AUC -> 0.22). No target query.
@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from . import create_seeded, register
-from .base import Attack, ThreatModel, attack_loss, push_sign, quantize_tensor, target_mask
+from . import create_seeded
+from .base import Attack, ThreatModel, push_sign, quantize_tensor, target_mask
 from .gradient import PGD, threat_from
 from .universal import UniversalAttack
 
@@ -60,14 +60,13 @@ def perturbation_report(x: torch.Tensor, adv: torch.Tensor) -> dict[str, torch.T
 
 
 class _Reports:
-    """Mixin: after each call ``self.norms`` holds :func:`perturbation_report` of the output."""
+    """Mixin: every result's ``info`` holds :func:`perturbation_report` of its images."""
 
-    norms: dict[str, torch.Tensor] | None = None
-
-    def __call__(self, detector, x, y, generator=None):
-        out = super().__call__(detector, x, y, generator)  # type: ignore[misc]
-        self.norms = perturbation_report(x, out) if out.shape == x.shape else None
-        return out
+    def finalize(self, detector, x, y, result):
+        result = super().finalize(detector, x, y, result)  # type: ignore[misc]
+        if result.x_adv.shape == x.shape:
+            result.info.update(perturbation_report(x, result.x_adv))
+        return result
 
 
 def _threshold(detector: torch.nn.Module) -> float:
@@ -81,10 +80,9 @@ class CFDistortion(_Reports, Attack):
     2017's L2 attack). ``threat.steps``: Adam iterations per binary-search step;
     ``threat.kappa``: required margin past the decision threshold (logit units);
     ``threat.eps`` > 0 caps the accepted L2 (0 = unbounded). Images for which no flipping
-    change was found are returned unchanged (``success`` False in ``attack.norms``)."""
+    change was found are returned unchanged (``success`` False in the result's ``info``)."""
 
     name = "cf-distortion"
-    paper = PAPER + "; Carlini & Wagner, IEEE S&P 2017"
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, binary_steps: int = 6,
                  c_init: float = 1.0, lr: float = 0.01) -> None:
@@ -100,15 +98,14 @@ class CFDistortion(_Reports, Attack):
     def params(self) -> dict[str, Any]:
         return {**super().params(), "binary_steps": self.binary_steps, "c_init": self.c_init, "lr": self.lr}
 
-    def __call__(self, detector, x, y, generator=None):
-        out = super().__call__(detector, x, y, generator)
-        if self.norms is not None:
-            with torch.no_grad():
-                z = detector(out).float().cpu()
-            s = push_sign(y, self.threat.direction).cpu()
-            mask = target_mask(y, self.threat.direction).cpu()
-            self.norms["success"] = mask & (s * (z - _threshold(detector)) > 0)
-        return out
+    def finalize(self, detector, x, y, result):
+        result = super().finalize(detector, x, y, result)
+        with torch.no_grad():
+            z = detector(result.x_adv).float().cpu()
+        s = push_sign(y, self.threat.direction).cpu()
+        mask = target_mask(y, self.threat.direction).cpu()
+        result.info["success"] = mask & (s * (z - _threshold(detector)) > 0)
+        return result
 
     def run(self, detector, x, y, generator):
         t = self.threat
@@ -156,9 +153,7 @@ class CFDistortion(_Reports, Attack):
         return best, queries
 
 
-@register("cf-distortion", "Carlini & Farid distortion-minimising white-box attack: smallest L2 change "
-          "that flips the decision (C&W: Adam on tanh, binary search on c); reports L0/L2", paper=CFDistortion.paper)
-def _cf_distortion(seed: int = 0, binary_steps: int = 6, c_init: float = 1.0, lr: float = 0.01,
+def build_cf_distortion(seed: int = 0, binary_steps: int = 6, c_init: float = 1.0, lr: float = 0.01,
                    **options: Any) -> CFDistortion:
     threat = threat_from(options, {"norm": "l2", "eps": 0.0, "steps": 100})
     return CFDistortion(threat, seed=seed, binary_steps=binary_steps, c_init=c_init, lr=lr)
@@ -172,12 +167,9 @@ class CFLossMax(_Reports, PGD):
     returned on the 8-bit grid inside the budget."""
 
     name = "cf-lossmax"
-    paper = PAPER
 
 
-@register("cf-lossmax", "Carlini & Farid loss-maximising white-box attack at a tiny fixed Linf budget "
-          "(default 1/255: each pixel moves by at most one grey level)", paper=PAPER)
-def _cf_lossmax(seed: int = 0, **options: Any) -> CFLossMax:
+def build_cf_lossmax(seed: int = 0, **options: Any) -> CFLossMax:
     threat = threat_from(options, {"eps": 1 / 255, "steps": 20, "norm": "linf"})
     if threat.step_size is None:
         threat.step_size = float(threat.eps) / 4 if threat.eps > 0 else None
@@ -195,7 +187,6 @@ class CFLSB(_Reports, Attack):
     off the 8-bit grid are rounded to it first."""
 
     name = "cf-lsb"
-    paper = PAPER
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, step: float = 0.25) -> None:
         super().__init__(threat, seed)
@@ -225,11 +216,9 @@ class CFLSB(_Reports, Attack):
         return adv, steps * max(int(self.threat.eot_samples), 1)
 
 
-@register("cf-lsb", "Carlini & Farid least-significant-bit attack: flip the lowest bit of pixels where the "
-          "gradient agrees (each value moves by at most 1/255; exact 8-bit output)", paper=PAPER)
-def _cf_lsb(seed: int = 0, step: float = 0.25, **options: Any) -> CFLSB:
+def build_cf_lsb(seed: int = 0, step: float = 0.25, **options: Any) -> CFLSB:
     if "eps" in options or "norm" in options:
-        raise TypeError("cf-lsb has a fixed budget (norm linf, eps 1/255); use cf-lossmax for other budgets")
+        raise ConfigError("cf-lsb: has a fixed budget (norm linf, eps 1/255); use cf-lossmax for other budgets")
     threat = threat_from(options, {"steps": 10})
     threat.norm, threat.eps, threat.quantize = "linf", 1 / 255, True
     return CFLSB(threat, seed=seed, step=step)
@@ -255,8 +244,6 @@ class CFPatch(UniversalAttack):
     :meth:`fit` or ``fit_on=path`` (otherwise on the first batch seen)."""
 
     name = "cf-patch"
-    paper = PAPER + "; Brown et al., 2017"
-    norms: dict[str, torch.Tensor] | None = None
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, fraction: float = 0.01,
                  lr: float = 0.05, **kwargs: Any) -> None:
@@ -266,7 +253,6 @@ class CFPatch(UniversalAttack):
         if not float(lr) > 0:
             raise ConfigError(f"lr: must be > 0, got {lr!r}")
         self.fraction, self.lr = float(fraction), float(lr)
-        self.boxes: torch.Tensor | None = None
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "fraction": self.fraction, "lr": self.lr}
@@ -278,7 +264,6 @@ class CFPatch(UniversalAttack):
 
     def _paste(self, x: torch.Tensor, patch: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        s = patch.shape[-1]
         ones = torch.ones_like(patch[:1])
         canvas = torch.stack([_place(patch, h, w, int(t), int(l_)) for t, l_ in zip(tops, lefts)])
         mask = torch.stack([_place(ones, h, w, int(t), int(l_)) for t, l_ in zip(tops, lefts)])
@@ -318,29 +303,25 @@ class CFPatch(UniversalAttack):
         if self.threat.quantize:
             p = quantize_tensor(p)
         tops, lefts = self._positions(n, h, w, s, generator)
-        self._run_boxes = torch.stack([tops, lefts, torch.full_like(tops, s), torch.full_like(tops, s)], 1)
+        boxes = torch.stack([tops, lefts, torch.full_like(tops, s), torch.full_like(tops, s)], 1)
         with torch.no_grad():
-            return self._paste(x, p.to(x), tops, lefts), 0
+            return self._paste(x, p.to(x), tops, lefts), 0, {"box": boxes}
 
-    def __call__(self, detector, x, y, generator=None):
-        self._run_boxes = None
-        out = Attack.__call__(self, detector, x, y, generator)
-        boxes = torch.full((len(x), 4), -1, dtype=torch.long)
+    def finalize(self, detector, x, y, result):
+        """Pixels outside each image's patch box are never touched (also after 8-bit rounding);
+        ``info["box"]`` is (top, left, height, width), -1 for untargeted images."""
+        boxes = result.info.get("box", torch.full((len(x), 4), -1, dtype=torch.long))
+        result.info["box"] = boxes
         inside = torch.zeros(len(x), 1, *x.shape[-2:], dtype=torch.bool, device=x.device)
-        if self._run_boxes is not None:
-            idx = target_mask(y, self.threat.direction).nonzero().flatten().cpu()
-            boxes[idx] = self._run_boxes
-            for i, (t, l_, hh, ww) in zip(idx.tolist(), self._run_boxes.tolist()):
+        for i, (t, l_, hh, ww) in enumerate(boxes.tolist()):
+            if t >= 0:
                 inside[i, :, t : t + hh, l_ : l_ + ww] = True
-        out = torch.where(inside, out, x)  # pixels outside the patch are never touched
-        self.boxes = boxes
-        self.norms = perturbation_report(x, out)
-        return out
+        result.x_adv = torch.where(inside, result.x_adv, x)
+        result.info.update(perturbation_report(x, result.x_adv))
+        return result
 
 
-@register("cf-patch", "Carlini & Farid universal adversarial patch over a fraction (default 1%) of the image, "
-          "fitted on a set, pasted at random seeded positions", paper=CFPatch.paper)
-def _cf_patch(seed: int = 0, fraction: float = 0.01, lr: float = 0.05, batch_size: int = 32,
+def build_cf_patch(seed: int = 0, fraction: float = 0.01, lr: float = 0.05, batch_size: int = 32,
               fit_on: str | None = None, fit_split: str | None = "train", fit_limit: int | None = 512,
               **options: Any) -> CFPatch:
     threat = threat_from(options, {"steps": 10})
@@ -357,7 +338,6 @@ class CFTransfer(_Reports, Attack):
     queried (``queries`` = 0) and need not be differentiable."""
 
     name = "cf-transfer"
-    paper = PAPER
     needs_gradients = False
 
     def __init__(self, surrogate: torch.nn.Module, base: Attack, surrogate_ref: str | None = None, seed: int = 0) -> None:
@@ -391,9 +371,7 @@ def _load_surrogate(surrogate: Any) -> tuple[torch.nn.Module, str]:
                       f"got {type(surrogate).__name__}")
 
 
-@register("cf-transfer", "Carlini & Farid black-box transfer: attack a surrogate detector (surrogate=checkpoint dir) "
-          "with a white-box attack (base='pgd' by default) and evaluate on the target", paper=PAPER)
-def _cf_transfer(surrogate: Any = None, base: str = "pgd", seed: int = 0, **options: Any) -> CFTransfer:
+def build_cf_transfer(surrogate: Any = None, base: str = "pgd", seed: int = 0, **options: Any) -> CFTransfer:
     if surrogate is None:
         raise ConfigError("cf-transfer: 'surrogate' is required (a fakebench checkpoint directory)")
     if base == "cf-transfer":

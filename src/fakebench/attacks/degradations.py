@@ -11,8 +11,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..data import degrade
-from . import register
+from ..data import degrade, sharing
 from .base import Attack, ThreatModel
 
 
@@ -34,16 +33,40 @@ class Degradation(Attack):
         return self.fn(x, **self.kwargs), 0
 
 
-@register("jpeg", "JPEG re-compression at a given quality (PIL encoder, chroma subsampling 4:2:0)")
-def _jpeg(quality: int = 75, subsampling: str = "4:2:0") -> Degradation:
+def build_jpeg(quality: int = 75, subsampling: str = "4:2:0") -> Degradation:
     return Degradation("jpeg", degrade.jpeg, quality=int(quality), subsampling=subsampling)
 
 
-@register("resize", "resize by a scale factor (optionally back to the original size)")
-def _resize(scale: float = 0.5, restore: bool = False, interpolation: str = "bilinear") -> Degradation:
+def build_resize(scale: float = 0.5, restore: bool = False, interpolation: str = "bilinear") -> Degradation:
     return Degradation("resize", degrade.resize, scale=float(scale), restore=bool(restore), interpolation=interpolation)
 
 
-@register("blur", "Gaussian blur with a given sigma (pixels)")
-def _blur(sigma: float = 1.0) -> Degradation:
+def build_blur(sigma: float = 1.0) -> Degradation:
     return Degradation("blur", degrade.blur, sigma=float(sigma))
+
+
+def build_share(platform: str = "facebook", quality: int | None = None, max_side: int | None = None,
+           crop: float | None = None, assume_side: int | None = None):
+    p = sharing.get_platform(platform)
+    opts: dict[str, Any] = {"platform": p.name}
+    for k, v in (("quality", quality), ("max_side", max_side), ("crop", crop), ("assume_side", assume_side)):
+        if v is not None:
+            opts[k] = v
+    return Degradation("share", sharing.share, **opts)
+
+
+class Identity(Attack):
+    """The clean baseline: returns the images unchanged."""
+
+    name = "none"
+    needs_gradients = False
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def run(self, detector, x, y, generator):
+        return x, 0
+
+
+def build_none() -> Attack:
+    return Identity(ThreatModel(direction="all", norm="none", eps=0.0, steps=0, quantize=False))

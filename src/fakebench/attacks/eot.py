@@ -111,7 +111,7 @@ def _check_field(where: str, value: Any, spec: tuple[Any, ...]) -> None:
         if value not in spec[1:]:
             raise ConfigError(f"{where}: {value!r} is not one of {list(spec[1:])}")
     elif kind == "platform":
-        from .sharing import PLATFORMS
+        from ..data.sharing import PLATFORMS
 
         if value not in PLATFORMS:
             raise ConfigError(f"{where}: {value!r} is not one of {sorted(PLATFORMS)}")
@@ -257,7 +257,7 @@ def _apply_one(x: torch.Tensor, entry: dict[str, Any], generator: torch.Generato
             size = (max(1, int(round(h * f))), max(1, int(round(w * f))))
         return random_crop(x, size, generator)
     if op == "sharing":
-        from .sharing import eot_entries
+        from ..data.sharing import eot_entries
 
         for sub in eot_entries(entry["platform"]):
             x = _apply_one(x, sub, generator)

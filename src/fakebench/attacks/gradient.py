@@ -21,7 +21,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import register
 from ..errors import ConfigError
 from .base import Attack, ThreatModel, push_sign, split_threat
 from .eot import validate_eot
@@ -51,7 +50,6 @@ class PGD(Attack):
     gradient becomes a step)."""
 
     name = "pgd"
-    paper = "Madry et al., ICLR 2018; settings of De Rosa et al., 2024"
     #: norms the update and projection implement; any other threat-model norm is refused
     #: when the attack is built (rather than silently run as L2)
     supported_norms: tuple[str, ...] = ("linf", "l2")
@@ -127,7 +125,6 @@ class FGSM(PGD):
     """Fast gradient sign method (Goodfellow et al., ICLR 2015): one step of size eps."""
 
     name = "fgsm"
-    paper = "Goodfellow, Shlens, Szegedy, ICLR 2015"
 
 
 #: Named configurations from papers; explicit options override them.
@@ -150,29 +147,26 @@ def with_preset(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def threat_from(options: dict[str, Any], defaults: dict[str, Any] | None = None) -> ThreatModel:
-    """Build the threat model from preset + defaults + explicit options; unknown keys raise
-    TypeError (which the registry turns into a one-line ConfigError)."""
+    """Build the threat model from preset + defaults + explicit options; unknown keys raise a
+    one-line ConfigError."""
     merged = {**(defaults or {}), **with_preset(options)}
     threat, rest = split_threat(merged)
     if rest:
-        raise TypeError(f"unknown options {sorted(rest)}")
+        raise ConfigError(f"unknown options {sorted(rest)}")
     if threat.eot:
         validate_eot(threat.eot)
     return threat
 
 
-@register("pgd", "projected gradient descent, Linf or L2 (De Rosa et al. 2024 settings: eps 8/255, 10 steps, step 2/255)",
-          paper=PGD.paper)
-def _pgd(seed: int = 0, **options: Any) -> PGD:
+def build_pgd(seed: int = 0, **options: Any) -> PGD:
     return PGD(threat_from(options), seed=seed)
 
 
-@register("fgsm", "fast gradient sign method (one step of size eps)", paper=FGSM.paper)
-def _fgsm(seed: int = 0, **options: Any) -> FGSM:
+def build_fgsm(seed: int = 0, **options: Any) -> FGSM:
     options = {**options, "steps": 1, "step_size": options.get("eps", 8 / 255)}
     threat, rest = split_threat(options)
     if rest:
-        raise TypeError(f"unknown options {sorted(rest)}")
+        raise ConfigError(f"unknown options {sorted(rest)}")
     return FGSM(threat, seed=seed)
 
 
@@ -215,7 +209,6 @@ class DIFGSM(PGD):
     transform."""
 
     name = "di-fgsm"
-    paper = "Xie et al., CVPR 2019; settings of De Rosa et al., 2024"
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, p: float = 0.5,
                  resize_rate: float = 330 / 299, momentum: float = 0.0) -> None:
@@ -252,7 +245,6 @@ class RFGSM(PGD):
     steps of ``(eps - alpha) / steps`` (unless ``step_size`` is set). Linf only."""
 
     name = "r-fgsm"
-    paper = "Tramèr et al., ICLR 2018; settings of De Rosa et al., 2024"
     supported_norms = ("linf",)
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, alpha: float | None = None) -> None:
@@ -277,14 +269,10 @@ class RFGSM(PGD):
         return (float(t.eps) - self.rand_alpha) / max(int(t.steps), 1)
 
 
-@register("di-fgsm", "diverse-inputs iterative FGSM: gradients through random resize+pad (Xie et al. 2019); "
-          "preset='derosa2024'", paper=DIFGSM.paper)
-def _difgsm(seed: int = 0, p: float = 0.5, resize_rate: float = 330 / 299, momentum: float = 0.0,
+def build_difgsm(seed: int = 0, p: float = 0.5, resize_rate: float = 330 / 299, momentum: float = 0.0,
             **options: Any) -> DIFGSM:
     return DIFGSM(threat_from(options), seed=seed, p=p, resize_rate=resize_rate, momentum=momentum)
 
 
-@register("r-fgsm", "R+FGSM: random sign step of alpha then gradient-sign steps with eps - alpha "
-          "(Tramèr et al. 2018); preset='derosa2024'", paper=RFGSM.paper)
-def _rfgsm(seed: int = 0, alpha: float | None = None, **options: Any) -> RFGSM:
+def build_rfgsm(seed: int = 0, alpha: float | None = None, **options: Any) -> RFGSM:
     return RFGSM(threat_from(options, {"steps": 1}), seed=seed, alpha=alpha)

@@ -42,7 +42,6 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import register
 from ..errors import ConfigError
 from .base import Attack, ThreatModel, push_sign
 from .gradient import threat_from
@@ -179,7 +178,6 @@ class Launder(Attack):
     autoencoder round trip, optionally with img2img denoising; see the module docstring."""
 
     name = "launder"
-    paper = "Mandelli, Bestagini, Tubaro, When synthetic traces hide real content: SD image laundering, WIFS 2024"
     needs_gradients = False
 
     def __init__(self, backend: Callable[[torch.Tensor, float | None, torch.Generator], torch.Tensor],
@@ -247,10 +245,7 @@ def make_backend(backend: str | None, weights: str | None, vae_path: str | None,
                                      guidance_scale=guidance_scale, tile=tile)
 
 
-@register("launder", "Stable Diffusion laundering: latent-autoencoder round trip (tiny AE weights=DIR, or the SD VAE / "
-          "img2img strength sweep via optional diffusers); direction spoof (Mandelli et al. 2024)",
-          paper=Launder.paper)
-def _launder(seed: int = 0, backend: str | None = None, weights: str | None = None, vae_path: str | None = None,
+def build_launder(seed: int = 0, backend: str | None = None, weights: str | None = None, vae_path: str | None = None,
              pipeline_path: str | None = None, strength: float | Sequence[float] | None = None, tile: int = 512,
              overlap: int = 32, halo: int = 64, quantize_latents: bool = False, prompt: str = "",
              num_inference_steps: int = 50, guidance_scale: float = 1.0, batch_size: int = 8,

@@ -34,7 +34,7 @@ are recomputed when the attack meets another detector. The objective (minimised 
 signed-gradient steps under the Linf pixel budget, PGD-style projection after every step) is
 the squared Euclidean distance between the pooled features and the target centroid, divided
 by the squared distance between the two centroids (so 1.0 is "as far as the classes are
-apart"); :attr:`Mimicry.last_distances` holds it per sample before and after.
+apart"); the result's ``info`` holds it per sample, ``feature_distance_before`` and ``_after``.
 """
 
 from __future__ import annotations
@@ -43,12 +43,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import register
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .base import ThreatModel
 from .gradient import PGD, threat_from
 
@@ -135,35 +133,25 @@ def _region_mask(n: int, h: int, w: int, box: Sequence[int] | None, mask: Any, d
 def load_reference_images(folder: str | Path, limit: int | None = None, size: int | None = None) -> torch.Tensor:
     """Images of ``folder`` (sorted, recursive) as (N, 3, S, S), centre-cropped to the smallest
     side among them (or ``size``); unreadable files are skipped."""
-    from ..io import ImageLoadError, is_image_file, load_image
+    from ..io import is_image_file
 
     d = Path(folder)
     if not d.is_dir():
         raise ConfigError(f"{d}: reference folder not found")
     files = sorted(p for p in d.rglob("*") if p.is_file() and is_image_file(p))
-    return _stack_center([p for p in files], limit, size, load_image, ImageLoadError)
+    return _stack_center([str(p) for p in files], limit, size)
 
 
-def _stack_center(paths: Sequence[Any], limit: int | None, size: int | None, load: Any, err: Any) -> torch.Tensor:
-    imgs = []
-    for p in paths:
-        try:
-            imgs.append(load(p))
-        except err:
-            continue
-        if limit is not None and len(imgs) >= limit:
-            break
-    if not imgs:
-        raise ConfigError(f"no readable reference images among {len(paths)} files")
-    s = size or min(min(im.shape[:2]) for im in imgs)
-    out = []
-    for im in imgs:
-        h, w = im.shape[:2]
-        if h < s or w < s:
-            continue
-        t, l = (h - s) // 2, (w - s) // 2
-        out.append(im[t : t + s, l : l + s])
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().contiguous()
+def _stack_center(paths: Sequence[str], limit: int | None, size: int | None) -> torch.Tensor:
+    """Centre crops of the first ``limit`` readable images (the shared pipeline's :func:`load_stack`)."""
+    from ..data import Sample
+    from ..data.pipeline import load_stack
+
+    try:
+        x, _ = load_stack([Sample(p, 0, "", "") for p in paths], size=size, limit=limit)
+    except DataError as exc:
+        raise ConfigError(f"mimicry references: {exc}") from None
+    return x
 
 
 def _device_dtype(detector: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -189,7 +177,6 @@ class Mimicry(PGD):
     """
 
     name = "mimicry"
-    paper = "Boato, De Natale, De Stefano, Pasquini, Roli, Pattern Recognition Letters 2024"
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, mode: str = "hide", layer: str | None = None,
                  pooling: str = "gap", patch: int | None = None, box: Sequence[int] | None = None, mask: Any = None,
@@ -217,7 +204,6 @@ class Mimicry(PGD):
         self._fitted_on: int | None = None
         self._resolved: tuple[Any, str] | None = None
         self._ctx: dict[str, Any] = {}
-        self.last_distances: dict[str, torch.Tensor] = {}
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "mode": self.mode, "layer": self.layer, "pooling": self.pooling,
@@ -298,7 +284,6 @@ class Mimicry(PGD):
     def _fit_from_options(self, detector: torch.nn.Module, size: int) -> None:
         if self.reference is not None:
             from ..data import load_dataset, select
-            from ..io import ImageLoadError, load_image
 
             samples = load_dataset(self.reference)
             if self.reference_split:
@@ -307,8 +292,8 @@ class Mimicry(PGD):
             real = [s.path for s in samples if int(s.label) == 0]
             fake = [s.path for s in samples if int(s.label) == 1]
             crop = size if self.pooling == "flatten" else None
-            rx = _stack_center(real, self.reference_limit, crop, load_image, ImageLoadError)
-            fx = _stack_center(fake, self.reference_limit, crop, load_image, ImageLoadError)
+            rx = _stack_center(real, self.reference_limit, crop)
+            fx = _stack_center(fake, self.reference_limit, crop)
         elif self.real_ref is not None and self.fake_ref is not None:
             crop = size if self.pooling == "flatten" else None
             rx = load_reference_images(self.real_ref, self.reference_limit, crop)
@@ -375,8 +360,7 @@ class Mimicry(PGD):
                 after = self._distance(self.features(detector, adv, mask), target)
         finally:
             self._ctx = {}
-        self.last_distances = {"before": before.cpu(), "after": after.cpu()}
-        return adv, q
+        return adv, q, {"feature_distance_before": before.cpu(), "feature_distance_after": after.cpu()}
 
     def _signs(self, y: torch.Tensor) -> torch.Tensor:
         from .base import push_sign
@@ -384,9 +368,7 @@ class Mimicry(PGD):
         return push_sign(y, self.threat.direction)
 
 
-@register("mimicry", "feature-space mimicry: move internal features to the other class's centroid; mode hide "
-          "(whole image) or decoy (box/mask region) (Boato et al. 2024)", paper=Mimicry.paper)
-def _mimicry(seed: int = 0, mode: str = "hide", layer: str | None = None, pooling: str = "gap",
+def build_mimicry(seed: int = 0, mode: str = "hide", layer: str | None = None, pooling: str = "gap",
              patch: int | None = None, box: Sequence[int] | None = None, mask: Any = None,
              reference: str | None = None, reference_split: str | None = "train", reference_limit: int = 64,
              real_ref: str | None = None, fake_ref: str | None = None, batch_size: int = 32,

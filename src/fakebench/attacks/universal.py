@@ -21,13 +21,12 @@ from __future__ import annotations
 import logging
 import weakref
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from . import register
 from .base import Attack, ThreatModel, push_sign, target_mask
 from .gradient import threat_from
 
@@ -67,32 +66,16 @@ def _as_batches(data: Data, y: torch.Tensor | None, batch_size: int) -> list[tup
 
 
 def load_fit_set(path: str | Path, split: str | None, limit: int | None, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Images of a dataset (any layout :func:`fakebench.data.load_dataset` reads), grouped by
-    size into (x, y) batches. Undecodable files are skipped with a warning."""
-    import numpy as np
-
+    """Images of a dataset (any layout :func:`fakebench.data.load_dataset` reads), batched by
+    size through the shared pipeline (:func:`fakebench.data.pipeline.iter_batches`).
+    Undecodable files are skipped with a warning."""
     from ..data import load_dataset, select
-    from ..errors import ImageLoadError
-    from ..io import load_image
+    from ..data.pipeline import iter_batches
 
     samples = select(load_dataset(path), split=split, limit=limit)
     if not samples:
         raise ConfigError(f"fit_on: no samples in {path} (split={split!r})")
-    groups: dict[tuple[int, int], list[tuple[np.ndarray, int]]] = {}
-    for s in samples:
-        try:
-            img = load_image(s.path)
-        except ImageLoadError as exc:
-            log.warning("%s", exc)
-            continue
-        groups.setdefault(img.shape[:2], []).append((img, int(s.label)))
-    out = []
-    for items in groups.values():
-        x = torch.from_numpy(np.stack([im for im, _ in items])).permute(0, 3, 1, 2).float().contiguous()
-        y = torch.tensor([lab for _, lab in items])
-        for i in range(0, len(x), batch_size):
-            out.append((x[i : i + batch_size], y[i : i + batch_size]))
-    return out
+    return [(x.float(), y) for x, y, _, _ in iter_batches(samples, batch_size, bucket=True) if len(x)]
 
 
 class UniversalAttack(Attack):
@@ -187,7 +170,6 @@ class UniversalPerturbation(UniversalAttack):
     the first fit batch; ``apply="resize"|"tile"`` adapts it to other image sizes."""
 
     name = "uap"
-    paper = "Moosavi-Dezfooli et al., CVPR 2017; Shafahi et al., AAAI 2020; settings of De Rosa et al., 2024"
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, size: int | tuple[int, int] | None = None,
                  apply: str = "resize", **kwargs: Any) -> None:
@@ -234,9 +216,7 @@ class UniversalPerturbation(UniversalAttack):
         return (x + d.unsqueeze(0)).clamp(0, 1), 0
 
 
-@register("uap", "universal adversarial perturbation: one Linf perturbation fitted on a set (SGD-sign), "
-          "resized/tiled to each image; preset='derosa2024'", paper=UniversalPerturbation.paper)
-def _uap(seed: int = 0, size: int | list[int] | None = None, apply: str = "resize", batch_size: int = 32,
+def build_uap(seed: int = 0, size: int | list[int] | None = None, apply: str = "resize", batch_size: int = 32,
          fit_on: str | None = None, fit_split: str | None = "train", fit_limit: int | None = 512,
          **options: Any) -> UniversalPerturbation:
     if isinstance(size, list):

@@ -1,35 +1,65 @@
-"""Detector registry: ``create(name, **options)``, ``load(dir)``, ``entries()``.
+"""Detectors: ``create(name, **options)``, ``load(dir)``, ``cards()``, ``register(card)``.
 
-One family per module; importing this package registers all of them.
+One family per module; each registered detector is described by one card in
+:mod:`fakebench.detectors.cards`. Importing this package does not import torch: the cards are
+plain data and a family's module is imported when one of its detectors is built.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import CheckpointError
-from ..registry import Registry
-from .base import CONFIG_FILE, WEIGHTS_FILE, Detector, load_state_dict_strict
+from ..errors import CheckpointError, ConfigError, FakebenchError
+from ..registry import DetectorCard, Registry
+from .cards import CARDS
 
-REGISTRY: Registry[Detector] = Registry("detector")
-register = REGISTRY.register
+if TYPE_CHECKING:  # pragma: no cover
+    from .base import Detector
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+REGISTRY: Registry[DetectorCard] = Registry("detector")
+for _card in CARDS:
+    REGISTRY.register(_card)
 
 
-def create(name: str, **options: Any) -> Detector:
-    """Build a registered detector; remembers name and options for :meth:`Detector.save`."""
+def register(card: DetectorCard, replace: bool = False) -> DetectorCard:
+    """Register a detector card (plugins, tests); see :mod:`fakebench.registry`."""
+    return REGISTRY.register(card, replace=replace)
+
+
+def card(name: str) -> DetectorCard:
+    """The card of ``name`` (one ConfigError line naming the known detectors if unknown)."""
+    return REGISTRY.card(name)
+
+
+def cards() -> list[DetectorCard]:
+    """Every registered detector's card, sorted by name."""
+    return REGISTRY.cards()
+
+
+def card_for_class(cls: type) -> DetectorCard | None:
+    """The card whose factory is ``cls`` itself (for detectors built without :func:`create`)."""
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    for c in REGISTRY.cards():
+        if c.factory is cls or c.factory == target:
+            return c
+    return None
+
+
+def create(name: str, **options: Any) -> "Detector":
+    """Build a registered detector; remembers its card, name and options for :meth:`Detector.save`."""
     det = REGISTRY.create(name, **options)
+    det.card = REGISTRY.card(name)
     det.registry_name = name
     det.options = dict(options)
     return det
 
 
-def load(directory: str | Path) -> Detector:
-    """Load a detector saved by :meth:`Detector.save` (safetensors + config.json)."""
-    from safetensors.torch import load_file
-
-    d = Path(directory)
+def _read_config(d: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     cfg_path = d / CONFIG_FILE
     if not cfg_path.exists():
         raise CheckpointError(f"{d}: not a fakebench checkpoint ({CONFIG_FILE} missing)")
@@ -39,7 +69,21 @@ def load(directory: str | Path) -> Detector:
         options = dict(cfg.get("options", {}))
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{cfg_path}: malformed config ({exc})") from None
-    det = create(name, **options)
+    return name, options, cfg
+
+
+def load(directory: str | Path) -> "Detector":
+    """Load a detector saved by :meth:`Detector.save` (safetensors + config.json)."""
+    from safetensors.torch import load_file
+
+    from .base import load_state_dict_strict
+
+    d = Path(directory)
+    name, options, cfg = _read_config(d)
+    try:
+        det = create(name, **options)
+    except FakebenchError as exc:
+        raise CheckpointError(f"{d / CONFIG_FILE}: {exc}") from None
     wpath = d / WEIGHTS_FILE
     if not wpath.exists():
         raise CheckpointError(f"{wpath}: weights file missing")
@@ -50,12 +94,18 @@ def load(directory: str | Path) -> Detector:
     return det
 
 
-def entries():
-    return REGISTRY.entries()
+def entries() -> list[DetectorCard]:
+    """Alias of :func:`cards` (kept for callers of the earlier API)."""
+    return cards()
 
 
-# register families (import for side effects)
-from . import resnet  # noqa: E402,F401
-from . import clip, fusion  # noqa: E402,F401
-from . import embeddings, faces, laundering  # noqa: E402,F401
-from . import perspective  # noqa: E402,F401
+def __getattr__(name: str) -> Any:  # lazy: Detector and friends import torch
+    if name in ("Detector", "load_state_dict_strict", "torch_load_safe", "strip_prefix"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["REGISTRY", "CONFIG_FILE", "WEIGHTS_FILE", "register", "card", "cards", "card_for_class", "create", "load",
+           "entries", "ConfigError"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,22 +25,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Detector(nn.Module):
-    """Base class. Subclasses set ``paper`` and implement ``forward``.
+    """Base class. Subclasses implement ``forward``; what the detector is (paper, weights,
+    differentiability, training recipe) lives on its registry card
+    (:class:`fakebench.registry.DetectorCard`), the single source of truth.
 
     Attributes:
-        differentiable: False for detectors whose score has no useful gradient (SVM on
-            hand-made features, geometric analyzers); those are attacked by black-box attacks.
+        card: the registry card; set by :func:`fakebench.detectors.create` and found by class
+            for detectors built directly (``None`` for unregistered classes).
+        differentiable: ``card.differentiable`` (True without a card); False for detectors whose
+            score has no useful gradient, attacked by black-box attacks.
         threshold: decision threshold on the logit calibrated on validation data (0.0 when
             uncalibrated). Stored in the checkpoint config.
         registry_name / options: set by :func:`fakebench.detectors.create`, so that
             :meth:`save` / :func:`load` can rebuild the same architecture.
     """
-
-    paper: ClassVar[str] = ""
-    differentiable: ClassVar[bool] = True
-    non_differentiable_reason: ClassVar[str] = ""
-    #: default training recipe (see fakebench.train.TrainConfig) for this family
-    train_recipe: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,6 +46,30 @@ class Detector(nn.Module):
         self.options: dict[str, Any] = {}
         self.threshold: float = 0.0
         self.meta: dict[str, Any] = {}
+        self._card: Any = None
+
+    @property
+    def card(self) -> Any:
+        """This detector's :class:`~fakebench.registry.DetectorCard`, or None if unregistered."""
+        if self._card is None:
+            from . import card_for_class
+
+            self._card = card_for_class(type(self))
+        return self._card
+
+    @card.setter
+    def card(self, value: Any) -> None:
+        self._card = value
+
+    @property
+    def differentiable(self) -> bool:
+        card = self.card
+        return bool(card.differentiable) if card is not None else True
+
+    @property
+    def non_differentiable_reason(self) -> str:
+        card = self.card
+        return card.non_differentiable_reason if card is not None else ""
 
     # -- interface -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract

@@ -46,7 +46,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, DataError
-from . import register
 from .base import Detector, load_state_dict_strict, strip_prefix, torch_load_safe
 from .feature_cache import ExtractStats, FeatureCache, extract_cached, make_key, sha256_file
 
@@ -201,6 +200,12 @@ def load_visual_weights(visual: nn.Module, path: str | Path) -> None:
 # --------------------------------------------------------------------------------------------
 # detectors
 # --------------------------------------------------------------------------------------------
+def _hint(who: str) -> str:
+    from . import REGISTRY
+
+    return REGISTRY.card(who).weights_hint() if who in REGISTRY else ""
+
+
 class CLIPLinearDetector(Detector):
     """Shared implementation: frozen open_clip image tower -> (optional L2 norm) -> nn.Linear.
 
@@ -220,7 +225,6 @@ class CLIPLinearDetector(Detector):
     #: "proj": the CLIP image embedding; "pre_proj": the pooled token before the projection
     feature_kind: ClassVar[str] = "proj"
     l2_normalize: ClassVar[bool] = False
-    weights_hint: ClassVar[str] = ""
     registry_key: ClassVar[str] = ""
 
     def __init__(self, model: str, backbone_weights: str | None = None, pretrained: str | None = None,
@@ -237,13 +241,13 @@ class CLIPLinearDetector(Detector):
             size = size[0]
         if backbone_weights is None and pretrained is None:
             raise CheckpointError(f"{who}: no backbone: pass backbone_weights=<local open_clip weights file> "
-                                  f"(or 'random'); {self.weights_hint}")
+                                  f"(or 'random'); {_hint(who)}")
         if backbone_weights == RANDOM:
             path = None
         elif backbone_weights is not None:
             path = Path(backbone_weights).expanduser()
             if not path.is_file():
-                raise CheckpointError(f"{path}: backbone weights file not found; {self.weights_hint}")
+                raise CheckpointError(f"{path}: backbone weights file not found; {_hint(who)}")
         else:
             path = resolve_pretrained(model, str(pretrained), who)
         visual = build_visual(embed_dim, vision, quick_gelu, seed)
@@ -391,14 +395,9 @@ class UnivFD(CLIPLinearDetector):
     augmentation each with probability 0.5; :func:`train_probe` fits the same linear model
     by L2-regularised logistic regression on cached, standardised features instead."""
 
-    paper = "Ojha, Li, Lee, Towards Universal Fake Image Detectors that Generalize Across Generative Models, CVPR 2023"
     registry_key = "univfd"
     feature_kind = "proj"
     l2_normalize = False
-    weights_hint = ("needs OpenAI CLIP ViT-L/14 (open_clip_model.safetensors from huggingface.co/timm/"
-                    "vit_large_patch14_clip_224.openai) and fc_weights.pth from github.com/WisconsinAIVision/"
-                    "UniversalFakeDetect (pretrained_weights/)")
-    train_recipe = {"blur_prob": 0.5, "jpeg_prob": 0.5, "crop": 224, "lr": 1e-4, "batch_size": 256}
 
     def _official_head_state(self, obj: Any, path: str) -> dict[str, torch.Tensor]:
         state = _state_of_tensors(obj, path, "UnivFD fc_weights.pth: an nn.Linear state dict {'weight', 'bias'}")
@@ -431,14 +430,9 @@ class CLIPDet(CLIPLinearDetector):
     log-odds of the training set are removed: LLR = a m + b - log(n_fake / n_real). The SVM and
     the calibration fold into one linear layer, so the detector stays differentiable."""
 
-    paper = ("Cozzolino, Poggi, Corvi, Niessner, Verdoliva, Raising the Bar of AI-generated Image Detection "
-             "with CLIP, CVPRW 2024")
     registry_key = "clipdet"
     feature_kind = "pre_proj"
     l2_normalize = True
-    weights_hint = ("needs CLIP ViT-L/14 CommonPool.XL (open_clip_model.safetensors from huggingface.co/laion/"
-                    "CLIP-ViT-L-14-CommonPool.XL-s13B-b90K) and weights/clipdet_latent10k_plus/weights.pth from "
-                    "github.com/grip-unina/ClipBased-SyntheticImageDetection (git lfs)")
 
     def _official_head_state(self, obj: Any, path: str) -> dict[str, torch.Tensor]:
         for wrapper in ("model", "state_dict", "net"):
@@ -591,21 +585,14 @@ def _make(cls: type[CLIPLinearDetector], who: str, model: str, backbone_weights:
     return det
 
 
-@register("univfd", "frozen CLIP ViT-L/14 + linear layer on the 768-d embedding (official head: UniversalFakeDetect "
-          "fc_weights.pth)", paper=UnivFD.paper)
-def _univfd(model: str = "ViT-L-14-quickgelu", backbone_weights: str | None = None, pretrained: str | None = "openai",
+def build_univfd(model: str = "ViT-L-14-quickgelu", backbone_weights: str | None = None, pretrained: str | None = "openai",
             pretrained_head: str | None = None, model_config: dict[str, Any] | None = None, preprocess: str = "clip",
             seed: int = 0) -> CLIPLinearDetector:
     return _make(UnivFD, "univfd", model, backbone_weights, pretrained, pretrained_head, model_config, preprocess, seed)
 
 
-@register("clipdet", "L2-normalised next-to-last CLIP ViT-L/14 features + few-shot linear SVM, LLR output (official "
-          "head: ClipBased-SyntheticImageDetection clipdet_latent10k_plus/weights.pth)", paper=CLIPDet.paper)
-def _clipdet(model: str = "ViT-L-14", backbone_weights: str | None = None, pretrained: str | None = "commonpool_xl_s13b_b90k",
+def build_clipdet(model: str = "ViT-L-14", backbone_weights: str | None = None, pretrained: str | None = "commonpool_xl_s13b_b90k",
              pretrained_head: str | None = None, model_config: dict[str, Any] | None = None, preprocess: str = "clip",
              seed: int = 0) -> CLIPLinearDetector:
     return _make(CLIPDet, "clipdet", model, backbone_weights, pretrained, pretrained_head, model_config, preprocess, seed)
 
-
-_univfd.weights_hint = UnivFD.weights_hint  # type: ignore[attr-defined]
-_clipdet.weights_hint = CLIPDet.weights_hint  # type: ignore[attr-defined]

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from . import register
 from .base import IMAGENET_MEAN, IMAGENET_STD, Detector, load_state_dict_strict, strip_prefix, torch_load_safe
 
 log = logging.getLogger(__name__)
@@ -55,17 +54,8 @@ class FacesInTheWild(Detector):
             gradients still flow through it to the pixels.
     """
 
-    paper: ClassVar[str] = ("Aniano Porcile, Gindi, Mundra, Verbus, Farid, Finding AI-generated faces in the wild, "
-                            "CVPR Workshops 2024")
     #: the paper's operating point: report TPR at this false-positive rate on real faces
     operating_fpr: ClassVar[float] = 0.005
-    weights_hint: ClassVar[str] = ("no public checkpoint (LinkedIn production model); supply a torchvision "
-                                   "efficientnet_b1 ImageNet state dict as imagenet_weights=PATH and train, or load a "
-                                   "fakebench checkpoint folder with detectors.load(DIR)")
-    # paper: AdaGrad, lr 1e-4, batch 32, up to 10k steps, scoring layers only; the shared trainer
-    # uses Adam with the same lr / batch. No augmentation is described; resize happens in forward.
-    train_recipe: ClassVar[dict[str, Any]] = {"lr": 1e-4, "batch_size": 32, "crop": None,
-                                              "blur_prob": 0.0, "jpeg_prob": 0.0}
 
     def __init__(self, input_size: int = 512, hidden: int = 2048, dropout: float = 0.8,
                  imagenet_weights: str | None = None, freeze_backbone: bool | None = None) -> None:
@@ -163,13 +153,3 @@ class FacesInTheWild(Detector):
         self.threshold = float(s[-1 - k]) if k < s.size else float(s[0])
         return self.threshold
 
-
-@register("faces-wild", "EfficientNet-B1 + 2x2048 FC (dropout 0.8), 512 px faces; operating point TPR@0.5% FPR",
-          paper=FacesInTheWild.paper)
-def _faces_wild(input_size: int = 512, hidden: int = 2048, dropout: float = 0.8,
-                imagenet_weights: str | None = None, freeze_backbone: bool | None = None) -> FacesInTheWild:
-    return FacesInTheWild(input_size=input_size, hidden=hidden, dropout=dropout,
-                          imagenet_weights=imagenet_weights, freeze_backbone=freeze_backbone)
-
-
-_faces_wild.weights_hint = FacesInTheWild.weights_hint  # type: ignore[attr-defined]

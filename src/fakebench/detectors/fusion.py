@@ -19,14 +19,14 @@ options whose effect lives in the weights, such as ``pretrained`` checkpoint pat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from . import create, register
+from . import card, create
 from .base import Detector
 
 #: options whose effect is captured by the state dict (checkpoint paths), per member family;
@@ -71,18 +71,17 @@ class SoftORFusion(Detector):
     Args:
         members: name -> detector; each sees the same (N, 3, H, W) input in [0, 1]."""
 
-    paper = ("Cozzolino, Poggi, Corvi, Niessner, Verdoliva, Raising the Bar of AI-generated Image Detection "
-             "with CLIP, CVPRW 2024 (soft-OR fusion with Corvi et al., ICASSP 2023)")
-    weights_hint: ClassVar[str] = ("needs weights/clipdet_latent10k_plus/weights.pth and weights/Corvi2023/weights.pth "
-                                   "from github.com/grip-unina/ClipBased-SyntheticImageDetection (git lfs) plus the "
-                                   "CLIP ViT-L/14 CommonPool.XL backbone (see clipdet)")
 
     def __init__(self, members: dict[str, Detector]) -> None:
         super().__init__()
         if len(members) < 2:
             raise ConfigError(f"fusion: needs at least two members, got {sorted(members)}")
         self.members = nn.ModuleDict(members)
-        self.differentiable = all(getattr(m, "differentiable", True) for m in members.values())  # type: ignore[misc]
+
+    @property
+    def differentiable(self) -> bool:
+        """Differentiable when every member is."""
+        return all(getattr(m, "differentiable", True) for m in self.members.values())
 
     def member_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, K) logits of the K members, in ``members`` order."""
@@ -115,9 +114,7 @@ def fuse_clipdet_corvi(clipdet: Detector, corvi: Detector) -> SoftORFusion:
     return det
 
 
-@register("clipdet+corvi", "soft-OR fusion of clipdet and res50nodown (Corvi 2023) LLRs: 1 - prod(1 - p_i); "
-          "weights_dir= the official weights/ folder", paper=SoftORFusion.paper)
-def _clipdet_corvi(clipdet: dict[str, Any] | None = None, corvi: dict[str, Any] | None = None,
+def build_clipdet_corvi(clipdet: dict[str, Any] | None = None, corvi: dict[str, Any] | None = None,
                    weights_dir: str | None = None) -> SoftORFusion:
     """``clipdet`` / ``corvi``: options of ``create("clipdet")`` / ``create("res50nodown")``.
     ``weights_dir``: the official repository's ``weights/`` folder; loads
@@ -128,9 +125,8 @@ def _clipdet_corvi(clipdet: dict[str, Any] | None = None, corvi: dict[str, Any] 
         for key, opts, opt_name in (("clipdet", copt, "pretrained_head"), ("corvi", ropt, "pretrained")):
             f = root / OFFICIAL_FILES[key]
             if not f.is_file():
-                raise CheckpointError(f"{f}: missing; {SoftORFusion.weights_hint}")
+                raise CheckpointError(f"{f}: missing; {card('clipdet+corvi').weights_hint()}")
             opts.setdefault(opt_name, str(f))
     return fuse_clipdet_corvi(create("clipdet", **copt), create("res50nodown", **ropt))
 
 
-_clipdet_corvi.weights_hint = SoftORFusion.weights_hint  # type: ignore[attr-defined]

@@ -16,21 +16,18 @@ and get the neutral logit 0.0 (exactly on the decision boundary).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
-from . import register
 from .base import Detector
 
 #: logit of an image with too few line segments to decide
 NEUTRAL_LOGIT = 0.0
 
 
-@register("perspective", "vanishing-point (in)consistency of detected line segments; non-differentiable",
-          paper="Farid 2022, arXiv 2206.14617")
 class PerspectiveDetector(Detector):
     """Farid 2022 perspective analysis, automatic mode (see the module docstring).
 
@@ -42,12 +39,6 @@ class PerspectiveDetector(Detector):
         **auto: any other :class:`fakebench.forensics.auto.AutoConfig` field.
     """
 
-    paper: ClassVar[str] = "Farid, Perspective (in)consistency of paint by text, arXiv 2206.14617 (2022)"
-    differentiable: ClassVar[bool] = False
-    non_differentiable_reason: ClassVar[str] = (
-        "Canny edges, Hough line segments and RANSAC grouping are discrete: the score is piecewise "
-        "constant in the pixels and has no useful gradient (attack it with score- or decision-based "
-        "black-box attacks)")
 
     def __init__(self, seed: int = 0, offset: float = 0.15, gain: float = 10.0, max_side: int = 768, **auto: Any) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..runner.store import Store
 from .summary import jsonable, summarize_run
 

@@ -105,18 +105,18 @@ def _path(base: Path, v: Any, where: str) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
-#: option names that hold a file or folder (resolved against the config's folder); a value that
-#: is neither an existing relative path nor path-like (no separator, no weights extension)
-#: stays as it is: ``pretrained: openai`` is an open_clip tag, not a file
-PATH_OPTIONS = {"pretrained", "pretrained_head", "backbone_weights", "weights_dir", "imagenet_weights", "weights",
-                "surrogate", "reference"}
+#: file names ending like weights are paths even without a folder separator
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".pkl", ".npz")
 
 
-def resolve_path_options(opts: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
-    """``opts`` with every path-valued option (see :data:`PATH_OPTIONS`) made absolute."""
+def resolve_path_options(opts: dict[str, Any], base: Path, where: str, path_options: tuple[str, ...] | set[str]
+                         ) -> dict[str, Any]:
+    """``opts`` with every path-valued option (``path_options``, from the detector's or attack's
+    registry card) made absolute against ``base``. A value that is neither an existing relative
+    path nor path-like (no separator, no weights extension) stays as it is:
+    ``pretrained: openai`` is an open_clip tag, not a file."""
     out = dict(opts)
-    for k in PATH_OPTIONS & set(out):
+    for k in set(path_options) & set(out):
         v = out[k]
         if not isinstance(v, str) or not v or v == "random":
             continue
@@ -124,6 +124,14 @@ def resolve_path_options(opts: dict[str, Any], base: Path, where: str) -> dict[s
         if looks_like_path or (base / v).exists():
             out[k] = str(_path(base, v, f"{where}.{k}"))
     return out
+
+
+def _card_paths(registry: Any, name: str, where: str) -> tuple[str, ...]:
+    """The card's path-valued options (one ConfigError line naming ``where`` if unknown)."""
+    try:
+        return tuple(registry.card(name).path_options)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _int(v: Any, where: str, minimum: int | None = None) -> int:
@@ -172,8 +180,12 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
         ck = _path(base, d["checkpoint"], f"{where}.checkpoint") if "checkpoint" in d else None
         if ck is not None and not (ck / "config.json").exists():
             raise ConfigError(f"{where}.checkpoint: {ck} is not a fakebench checkpoint folder (no config.json)")
-        opts = resolve_path_options(dict(_mapping(d.get("options", {}) or {}, f"{where}.options")), base,
-                                    f"{where}.options")
+        opts = dict(_mapping(d.get("options", {}) or {}, f"{where}.options"))
+        if "detector" in d:
+            from .. import detectors as detector_registry
+
+            opts = resolve_path_options(opts, base, f"{where}.options",
+                                        _card_paths(detector_registry, str(d["detector"]), f"{where}.detector"))
         optional = d.get("optional", False)
         if not isinstance(optional, bool):
             raise ConfigError(f"{where}.optional: expected true or false, got {optional!r}")
@@ -193,8 +205,10 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
         kind = str(_req(a, "attack", where))
         if kind in ("clean", "none"):
             continue  # the clean pass always runs
+        from .. import attacks as attack_registry
+
         opts = resolve_path_options(dict(_mapping(a.get("options", {}) or {}, f"{where}.options")), base,
-                                    f"{where}.options")
+                                    f"{where}.options", _card_paths(attack_registry, kind, f"{where}.attack"))
         grid = _mapping(a.get("grid", {}) or {}, f"{where}.grid")
         for k, vals in grid.items():
             if not isinstance(vals, list) or not vals:

@@ -24,8 +24,9 @@ import torch
 from .. import attacks as attack_registry
 from .. import detectors as detector_registry
 from ..data import Sample, load_dataset, select
-from ..errors import CheckpointError, ConfigError, FakebenchError, ImageLoadError
-from ..io import DEFAULT_MAX_PIXELS, load_image
+from ..data.pipeline import iter_batches
+from ..errors import CheckpointError, ConfigError, FakebenchError
+from ..io import DEFAULT_MAX_PIXELS
 from ..metrics import perturbation_norms
 from ..progress import progress_bar
 from .config import Experiment
@@ -113,21 +114,15 @@ def _chunk_seed(*parts: Any) -> int:
 
 
 def _load_chunk(chunk: list[Sample], max_pixels: int, store: Store, run: str, sid):
-    """Decode a chunk; group same-size images into batches. Bad files are recorded, skipped."""
-    groups: dict[tuple[int, int], list[tuple[Sample, np.ndarray]]] = {}
-    for s in chunk:
-        try:
-            img = load_image(s.path, max_pixels=max_pixels)
-        except ImageLoadError as exc:
-            log.warning("%s", exc)
-            store.add_bad_sample(run, sid(s), str(exc))
-            continue
-        groups.setdefault(img.shape[:2], []).append((s, img))
+    """Decode a chunk into same-size batches (:func:`fakebench.data.pipeline.iter_batches`,
+    bucketed by size). Bad files are recorded in the store and skipped."""
     out = []
-    for items in groups.values():
-        x = torch.from_numpy(np.stack([im for _, im in items])).permute(0, 3, 1, 2).contiguous()
-        y = torch.tensor([s.label for s, _ in items])
-        out.append((x, y, [s for s, _ in items]))
+    by_path = {s.path: s for s in chunk}
+    for x, y, idx, bad in iter_batches(chunk, max(len(chunk), 1), max_pixels=max_pixels, bucket=True):
+        for path, reason in bad:
+            store.add_bad_sample(run, sid(by_path[path]), f"{path}: {reason}")
+        if len(x):
+            out.append((x, y, [chunk[i] for i in idx.tolist()]))
     return out
 
 
@@ -188,8 +183,8 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -
                 s_clean = det(x).float().cpu()
             s_adv, x_adv, q = s_clean, x, torch.zeros(len(x), dtype=torch.long)
         else:
-            x_adv = atk(det, x, y, generator=gen)
-            q = atk.queries if atk.queries is not None else torch.zeros(len(x), dtype=torch.long)
+            res = atk.perturb(det, x, y, generator=gen)
+            x_adv, q = res.x_adv, res.queries
             with torch.no_grad():
                 s_adv = det(x_adv).float().cpu()
             s_clean = torch.tensor([clean[sid(s)] for s in samples])

@@ -46,7 +46,6 @@ On 2 CPU cores the default build (about 1500 patches of 64x64, four autoencoders
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -65,7 +64,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError, DataError, FakebenchError, ImageLoadError
+from ..errors import ConfigError, DataError, ImageLoadError
 from ..io import is_image_file, load_image, save_png
 from ..generators.autoencoders import UPSAMPLERS, apply_generator, train_autoencoder
 
@@ -589,48 +588,3 @@ def build_builtin(
     _say(f"built-in benchmark ready in {out} ({len(rows)} patches: " +
          ", ".join(f"{s} {sum(counts[s].values())}" for s in SPLITS) + f"; {seconds:.1f} s)", progress)
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-
-
-def _cli(args: argparse.Namespace) -> int:
-    try:
-        path = build_builtin(
-            args.out, real_dirs=args.real_dirs or (), tae_weights=args.tae_weights, patch=args.patch,
-            seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
-            train_steps=args.train_steps, include_bundled=not args.no_bundled,
-            progress=not args.no_progress,
-        )
-    except FakebenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(path / MANIFEST)
-    return 0
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``builtin`` on the ``data`` command group's subparsers:
-    ``data builtin --out DIR [--real-dir DIR ...] [--tae-weights DIR] [--seed N] [--patch N]``."""
-    p = subparsers.add_parser(
-        "builtin", help="build (or reuse) the built-in real-vs-generated benchmark",
-        description="Cut the bundled scikit-image photographs (and --real-dir folders) into patches; "
-                    "pass disjoint crops through four tiny autoencoders (tconv, nearest, bilinear, "
-                    "pixelshuffle) and optionally a TAESD-family round trip; write PNGs + manifest.csv. "
-                    "bilinear and the TAE are held out of train/val.")
-    p.add_argument("--out", required=True, help="dataset folder (reused when the settings match)")
-    p.add_argument("--real-dir", dest="real_dirs", action="append", default=[], metavar="DIR",
-                   help="extra folder of real photographs (repeatable)")
-    p.add_argument("--tae-weights", default=None, metavar="DIR",
-                   help="folder with a TAESD-family *_encoder.pth / *_decoder.pth pair (e.g. taef2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patch", type=int, default=64, help="patch side in pixels (multiple of 8)")
-    p.add_argument("--n-train", type=int, default=1200, help="target train patches")
-    p.add_argument("--n-val", type=int, default=300, help="target val patches")
-    p.add_argument("--n-test", type=int, default=400, help="target test patches")
-    p.add_argument("--train-steps", type=int, default=200, help="training steps per tiny autoencoder")
-    p.add_argument("--no-bundled", action="store_true", help="do not use the scikit-image photographs")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cli)
-    return p

@@ -18,7 +18,6 @@ writes ``transfer.csv`` (one row per pair), ``transfer.md`` (ASR and AUC matrice
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import math
@@ -31,7 +30,7 @@ import torch
 
 from .. import metrics
 from ..errors import ConfigError
-from .base import Attack
+from ..attacks.base import Attack
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +156,9 @@ def transfer_matrix(sources: Mapping[str, torch.nn.Module], targets: Mapping[str
         advs, qs = [], []
         for b, k in enumerate(range(0, len(x), batch_size)):
             gen = torch.Generator().manual_seed(int(seed) + b)
-            advs.append(atk(sdet, x[k : k + batch_size], y[k : k + batch_size], gen).detach())
-            qs.append(atk.queries.float() if atk.queries is not None else torch.zeros(len(advs[-1])))
+            res = atk.perturb(sdet, x[k : k + batch_size], y[k : k + batch_size], gen)
+            advs.append(res.x_adv.detach())
+            qs.append(res.queries.float())
         adv = torch.cat(advs)
         queries[sname] = float(torch.cat(qs).mean()) if qs else 0.0
         log.info("transfer: crafted %s on %s (%d images)", attack_name, sname, len(adv))
@@ -172,67 +172,3 @@ def transfer_matrix(sources: Mapping[str, torch.nn.Module], targets: Mapping[str
     if out is not None:
         table.save(out)
     return table
-
-
-# -- command line ----------------------------------------------------------------------------
-
-def _names(spec: str) -> list[str]:
-    return [s.strip() for s in spec.split(",") if s.strip()]
-
-
-def load_detectors(spec: str, what: str) -> dict[str, torch.nn.Module]:
-    from ..detectors import load
-
-    out: dict[str, torch.nn.Module] = {}
-    for p in _names(spec):
-        path = Path(p)
-        name = path.resolve().name or p
-        if name in out:
-            name = f"{name}#{len(out)}"
-        out[name] = load(path)
-    if not out:
-        raise ConfigError(f"--{what}: expected a comma-separated list of checkpoint folders")
-    return out
-
-
-def _cmd_transfer(args: argparse.Namespace) -> int:
-    from .. import attacks
-    from .cli import load_dataset_tensors, parse_options
-
-    sources = load_detectors(args.sources, "sources")
-    targets = load_detectors(args.targets, "targets")
-    opts = parse_options(args.opt or [])
-    for key in ("eps", "steps", "step_size", "direction", "norm"):
-        v = getattr(args, key)
-        if v is not None:
-            opts[key] = parse_options([f"{key}={v}"])[key]
-    x, y, _ = load_dataset_tensors(args.data, split=args.split, limit=args.limit, size=args.size, seed=args.seed)
-    attacks.create(args.attack, **opts)  # fail early on bad options
-    table = transfer_matrix(sources, targets, x, y, lambda: attacks.create_seeded(args.attack, args.seed, **opts),
-                            batch_size=args.batch_size, out=args.out, seed=args.seed)
-    print(table.markdown())
-    print(f"wrote {Path(args.out) / 'transfer.csv'}, transfer.md, transfer.png")
-    return 0
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """``fakebench transfer --sources A,B --targets C,D --data DATASET --out DIR [...]``."""
-    s = subparsers.add_parser("transfer", help="transfer matrix: craft on each source detector, evaluate every target")
-    s.add_argument("--sources", required=True, help="comma-separated fakebench checkpoint folders (name = folder name)")
-    s.add_argument("--targets", required=True, help="comma-separated fakebench checkpoint folders")
-    s.add_argument("--data", required=True, help="dataset folder or manifest CSV")
-    s.add_argument("--split", default="test", help="split to use ('' or 'all' for every sample)")
-    s.add_argument("--limit", type=int, default=None, help="seeded random subset of this many images")
-    s.add_argument("--size", type=int, default=None, help="centre-crop side (default: the smallest image side)")
-    s.add_argument("--attack", default="pgd", help="registered attack name (default pgd)")
-    s.add_argument("--eps", default=None, help="budget, e.g. 8/255")
-    s.add_argument("--steps", default=None)
-    s.add_argument("--step-size", dest="step_size", default=None)
-    s.add_argument("--direction", default=None, help="evade, spoof, both (default: the attack's)")
-    s.add_argument("--norm", default=None)
-    s.add_argument("--opt", action="append", default=None, metavar="KEY=VALUE", help="further attack option (repeat)")
-    s.add_argument("--batch-size", type=int, default=16)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", required=True, help="folder for transfer.csv / .md / .png")
-    s.set_defaults(func=_cmd_transfer)
-    return s

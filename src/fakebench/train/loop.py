@@ -13,25 +13,26 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from . import detectors, metrics
-from .data import Sample, load_dataset, select, split_samples
-from .data.dataset import ImageDataset, collate_skip_bad
-from .data.transforms import EvalTransform, TrainTransform
-from .errors import ConfigError, DataError
-from .progress import progress_bar
+from .. import detectors, metrics
+from ..data import Sample, load_dataset, select, split_samples
+from ..data.pipeline import ImageDataset, collate_skip_bad
+from ..data.transforms import EvalTransform, TrainTransform
+from ..errors import ConfigError, DataError
+from ..progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters. ``None`` fields take the detector family's ``train_recipe`` value."""
+    """Hyper-parameters. ``None`` fields take the detector card's ``recipe`` value."""
 
     epochs: int = 10
     max_steps: int | None = None
@@ -43,7 +44,7 @@ class TrainConfig:
     blur_prob: float | None = None
     jpeg_prob: float | None = None
     #: social-network sharing augmentation (resize + JPEG chain of a random platform among
-    #: ``share_platforms``, quality drawn from its range): fakebench.attacks.sharing
+    #: ``share_platforms``, quality drawn from its range): fakebench.data.sharing
     share_prob: float = 0.0
     share_platforms: Sequence[str] = ("facebook", "x", "telegram")
     share_assume_side: int | None = None  # patches of photos this large are resized as the photo would be
@@ -68,8 +69,8 @@ class TrainConfig:
 
 def sharing_augmentation(platforms: Sequence[str], assume_side: int | None = None) -> Any:
     """``f(img, rng)``: share an (H, W, 3) image through a random one of ``platforms``
-    (:func:`fakebench.attacks.sharing.share_np`, quality jittered over the platform's range)."""
-    from .attacks.sharing import get_platform, share_np
+    (:func:`fakebench.data.sharing.share_np`, quality jittered over the platform's range)."""
+    from ..data.sharing import get_platform, share_np
 
     plats = [get_platform(p) for p in platforms]  # unknown names fail here, before training
     if not plats:
@@ -128,23 +129,56 @@ def calibrate_on(det: torch.nn.Module, samples: list[Sample], batch_size: int = 
     return yv, sv
 
 
-def train_detector(detector_name: str, data: str | Path | list[Sample], out: str | Path,
-                   cfg: TrainConfig | None = None, **detector_options: Any) -> tuple[detectors.Detector, dict[str, Any]]:
-    """Train ``detector_name`` on ``data`` and save it to ``out``. Returns (detector, history)."""
-    cfg = cfg or TrainConfig()
-    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed too
-    det = detectors.create(detector_name, **detector_options)
-    if not getattr(det, "differentiable", True):
-        raise ConfigError(f"{detector_name}: not trainable by gradient descent ({det.non_differentiable_reason})")
-    cfg = cfg.resolved(type(det).train_recipe)
-    samples = load_dataset(data) if not isinstance(data, list) else data
-    src = str(data) if not isinstance(data, list) else "samples"
-    _check_two_classes(samples, src)
-    train, val = _splits(samples, cfg)
-    _check_two_classes(train, f"{src} (train split)")
+#: ``objective(detector, x, y) -> scalar loss``: what one training step minimises. The default
+#: is the binary cross-entropy of the clean logits; :mod:`fakebench.defenses` supplies
+#: adversarial objectives (PGD-AT, TRADES, FGSM-RS) through the same hook.
+Objective = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+
+def bce_objective(det: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the logits (the plain training loss)."""
+    return F.binary_cross_entropy_with_logits(det(x), y.float())
+
+
+def train_detector(detector_name: str, data: str | Path | list[Sample], out: str | Path,
+                   cfg: TrainConfig | None = None, objective: Objective | None = None,
+                   **detector_options: Any) -> tuple["detectors.Detector", dict[str, Any]]:
+    """Train ``detector_name`` on ``data`` and save it to ``out``. Returns (detector, history).
+
+    Randomness (initial weights, in-model randomness such as dropout, shuffling, augmentation)
+    depends on ``cfg.seed`` only; the global torch RNG is forked, so the caller's state is
+    untouched. ``objective`` replaces the plain cross-entropy step (adversarial training)."""
+    cfg = cfg or TrainConfig()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # the initial weights depend on the seed too
+        det = build_trainable(detector_name, **detector_options)
+        cfg = cfg.resolved(dict(det.card.recipe) if det.card is not None else {})
+        samples = load_dataset(data) if not isinstance(data, list) else data
+        src = str(data) if not isinstance(data, list) else "samples"
+        _check_two_classes(samples, src)
+        train, val = _splits(samples, cfg)
+        _check_two_classes(train, f"{src} (train split)")
+        torch.manual_seed(cfg.seed)
+        history = fit(det, train, val, cfg, objective or bce_objective, name=detector_name)
+    history["n_train"], history["n_val"] = len(train), len(val)
+    det.meta = {"trained_on": src, "train_history": history["epochs"], "best_val_auc": history["best_val_auc"],
+                "seed": cfg.seed}
+    outp = Path(out)
+    det.save(outp)
+    (outp / "train_log.json").write_text(json.dumps(history, indent=2, default=str))
+    return det, history
+
+
+def build_trainable(detector_name: str, **detector_options: Any) -> "detectors.Detector":
+    """``detectors.create`` that refuses detectors gradient descent cannot train."""
+    det = detectors.create(detector_name, **detector_options)
+    if not det.differentiable:
+        raise ConfigError(f"{detector_name}: not trainable by gradient descent ({det.non_differentiable_reason})")
+    return det
+
+
+def _train_loader(train: list[Sample], cfg: TrainConfig) -> tuple[ImageDataset, DataLoader]:
+    """The augmented, seeded, shuffled loader of the train split."""
     tt = TrainTransform(crop_size=cfg.crop, blur_prob=float(cfg.blur_prob), jpeg_prob=float(cfg.jpeg_prob), flip=cfg.flip,
                         extra=sharing_augmentation(cfg.share_platforms, cfg.share_assume_side) if cfg.share_prob else None,
                         extra_prob=float(cfg.share_prob))
@@ -152,39 +186,34 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
     gen = torch.Generator().manual_seed(cfg.seed)
     dl = DataLoader(ds, batch_size=int(cfg.batch_size), shuffle=True, generator=gen, collate_fn=collate_skip_bad,
                     drop_last=len(train) > int(cfg.batch_size))
-    opt = torch.optim.Adam(det.parameters(), lr=float(cfg.lr), weight_decay=cfg.weight_decay)
+    return ds, dl
+
+
+def _schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     if cfg.schedule not in ("constant", "cosine"):
         raise ConfigError(f"schedule: expected 'constant' or 'cosine', got {cfg.schedule!r}")
-    lossf = torch.nn.BCEWithLogitsLoss()
-    eval_tf = EvalTransform(crop_size=cfg.crop)
+    if cfg.schedule == "cosine":  # decay to 5% of lr over the run
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(s / total, 1.0))))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
+
+def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: TrainConfig,
+        objective: Objective = bce_objective, name: str = "detector") -> dict[str, Any]:
+    """Train ``det`` in place: epochs of ``objective`` steps, validation AUC after each epoch,
+    early stopping, the best epoch's weights restored, threshold calibrated on ``val``.
+    Returns the history (per-epoch loss / val AUC, best val AUC, threshold, seconds, bad files)."""
+    ds, dl = _train_loader(train, cfg)
+    opt = torch.optim.Adam(det.parameters(), lr=float(cfg.lr), weight_decay=cfg.weight_decay)
+    total = cfg.max_steps or cfg.epochs * max(len(dl), 1)
+    sched = _schedule(opt, cfg, total)
+    eval_tf = EvalTransform(crop_size=cfg.crop)
     best_auc, best_state, bad_epochs, step = -1.0, None, 0, 0
     history: dict[str, Any] = {"config": asdict(cfg), "epochs": []}
     t0 = time.time()
-    total = cfg.max_steps or cfg.epochs * max(len(dl), 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, (lambda s: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(s / total, 1.0)))) if cfg.schedule == "cosine"
-        else (lambda s: 1.0))
-    bar = progress_bar(total, f"train {detector_name}", cfg.progress, unit="step")
+    bar = progress_bar(total, f"train {name}", cfg.progress, unit="step")
     for epoch in range(cfg.epochs):
         ds.set_epoch(epoch)
-        det.train()
-        losses = []
-        for batch in dl:
-            if batch is None:
-                continue
-            x, y, _ = batch
-            opt.zero_grad(set_to_none=True)
-            loss = lossf(det(x), y.float())
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            if cfg.max_steps and step >= cfg.max_steps:
-                break
+        losses, step = _epoch(det, dl, opt, sched, objective, cfg, step, bar)
         yv, sv = predict_samples(det, val, cfg.eval_batch_size, eval_tf) if val else (np.zeros(0), np.zeros(0))
         val_auc = metrics.auc(yv, sv) if len(yv) else float("nan")
         history["epochs"].append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None,
@@ -207,11 +236,28 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
     det.eval()
     yv, sv = calibrate_on(det, val, cfg.eval_batch_size, eval_tf)
     history.update({"best_val_auc": metrics.auc(yv, sv) if len(yv) else float("nan"), "threshold": det.threshold,
-                    "seconds": time.time() - t0, "n_train": len(train), "n_val": len(val),
-                    "bad_files": dict(getattr(ds, "bad", {}))})
-    det.meta = {"trained_on": src, "train_history": history["epochs"], "best_val_auc": history["best_val_auc"],
-                "seed": cfg.seed}
-    outp = Path(out)
-    det.save(outp)
-    (outp / "train_log.json").write_text(json.dumps(history, indent=2, default=str))
-    return det, history
+                    "seconds": time.time() - t0, "bad_files": dict(getattr(ds, "bad", {}))})
+    return history
+
+
+def _epoch(det: torch.nn.Module, dl: DataLoader, opt: torch.optim.Optimizer, sched: Any, objective: Objective,
+           cfg: TrainConfig, step: int, bar: Any) -> tuple[list[float], int]:
+    """One pass over ``dl`` (stops at ``cfg.max_steps``). Returns (losses, step count so far)."""
+    det.train()
+    losses: list[float] = []
+    for batch in dl:
+        if batch is None:
+            continue
+        x, y, _ = batch
+        opt.zero_grad(set_to_none=True)
+        loss = objective(det, x, y)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if cfg.max_steps and step >= cfg.max_steps:
+            break
+    return losses, step

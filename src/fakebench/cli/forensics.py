@@ -2,7 +2,8 @@
 figure (PNG) and the result (JSON) into ``--out``.
 
 Exit codes: 0 when the analysis ran (whatever the verdict; it is in the JSON and on stdout),
-2 for a bad annotation file, image or argument (one line on stderr).
+2 for a bad annotation file, image or argument (one line on stderr, from :func:`fakebench.cli.main`).
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import FakebenchError
 
@@ -44,31 +44,17 @@ def _write(json_path: Path, png_path: Path, result: dict[str, Any], args: argpar
     print(f"wrote {json_path} and {png_path}")
 
 
-def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except FakebenchError as exc:  # ConfigError, ImageLoadError, ...
-            print(f"fakebench: error: {exc}", file=sys.stderr)
-            return 2
-
-    run.__name__ = fn.__name__
-    run.__doc__ = fn.__doc__
-    return run
-
-
 def _load(path: str) -> Any:
     from ..io import load_image
 
     return load_image(path)
 
 
-@_guard
 def cmd_lighting(args: argparse.Namespace) -> int:
     """Cast/attached shadow consistency of IMAGE from an annotation file."""
-    from .annotations import load_lighting
-    from .figures import lighting_figure
-    from .lighting import analyze_lighting
+    from ..forensics.annotations import load_lighting
+    from ..forensics.figures import lighting_figure
+    from ..forensics.lighting import analyze_lighting
 
     img = _load(args.image)
     ann = load_lighting(args.annotations, image_size=(img.shape[1], img.shape[0]))
@@ -80,19 +66,18 @@ def cmd_lighting(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guard
 def cmd_perspective(args: argparse.Namespace) -> int:
     """Vanishing-point consistency of IMAGE from annotations or automatic line detection."""
-    from .figures import perspective_figure
+    from ..forensics.figures import perspective_figure
 
     img = _load(args.image)
     if args.auto:
-        from .auto import AutoConfig, analyze_perspective_auto
+        from ..forensics.auto import AutoConfig, analyze_perspective_auto
 
         res = analyze_perspective_auto(img, AutoConfig(seed=args.seed))
     else:
-        from .annotations import load_perspective
-        from .perspective import analyze_perspective
+        from ..forensics.annotations import load_perspective
+        from ..forensics.perspective import analyze_perspective
 
         res = analyze_perspective(load_perspective(args.annotations, image_size=(img.shape[1], img.shape[0])))
     jp, pp = _outputs(args, "perspective")

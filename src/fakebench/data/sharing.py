@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from . import register
+from . import degrade
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,6 @@ def share(x: torch.Tensor, platform: str | Platform = "facebook", quality: int |
     platform's quality and chroma subsampling. Overrides: ``quality``, ``max_side``, ``crop``
     (fraction of each side kept). ``jitter`` draws the quality from the platform's range (one
     value per call, from ``generator``). Output is 8-bit exact; its size may differ."""
-    from ..data import degrade
-
     p = get_platform(platform)
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"share: expected (N, 3, H, W) images, got {tuple(x.shape)}")
@@ -156,16 +154,3 @@ def eot_entries(platform: str | Platform, assume_side: int | None = None) -> lis
     out.append({"op": "jpeg", "quality": [float(p.quality_range[0]), float(p.quality_range[1])]})
     return out
 
-
-@register("share", "social-network sharing simulation: resize to the platform's longest side + JPEG "
-          "(platform=facebook|x|twitter|telegram)", paper="parameters: see fakebench.attacks.sharing")
-def _share(platform: str = "facebook", quality: int | None = None, max_side: int | None = None,
-           crop: float | None = None, assume_side: int | None = None):
-    from .degradations import Degradation
-
-    p = get_platform(platform)
-    opts: dict[str, Any] = {"platform": p.name}
-    for k, v in (("quality", quality), ("max_side", max_side), ("crop", crop), ("assume_side", assume_side)):
-        if v is not None:
-            opts[k] = v
-    return Degradation("share", share, **opts)

@@ -1,0 +1,68 @@
+"""The cards of fakebench's own attacks (see :mod:`fakebench.registry`).
+
+One entry per registered attack: a new attack is one new module plus one card here (or one
+:func:`fakebench.attacks.register` call in a plugin module). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from ..registry import AttackCard
+
+_M = "fakebench.attacks."
+CF_PAPER = "Carlini & Farid, Evading deepfake-image detectors with white- and black-box attacks, CVPR Workshops 2020"
+DEROSA = "settings of De Rosa et al., 2024"
+
+CARDS: tuple[AttackCard, ...] = (
+    AttackCard("none", "no attack: the clean images (baseline row)", _M + "degradations:build_none"),
+    AttackCard("jpeg", "JPEG re-compression at a given quality (PIL encoder, chroma subsampling 4:2:0)",
+               _M + "degradations:build_jpeg"),
+    AttackCard("resize", "resize by a scale factor (optionally back to the original size)",
+               _M + "degradations:build_resize"),
+    AttackCard("blur", "Gaussian blur with a given sigma (pixels)", _M + "degradations:build_blur"),
+    AttackCard("share", "social-network sharing simulation: resize to the platform's longest side + JPEG "
+               "(platform=facebook|x|twitter|telegram)", _M + "degradations:build_share",
+               paper="parameters: see fakebench.data.sharing"),
+    AttackCard("pgd", "projected gradient descent, Linf or L2 (De Rosa et al. 2024 settings: eps 8/255, 10 steps, "
+               "step 2/255)", _M + "gradient:build_pgd", paper=f"Madry et al., ICLR 2018; {DEROSA}"),
+    AttackCard("fgsm", "fast gradient sign method (one step of size eps)", _M + "gradient:build_fgsm",
+               paper="Goodfellow, Shlens, Szegedy, ICLR 2015"),
+    AttackCard("di-fgsm", "diverse-inputs iterative FGSM: gradients through random resize+pad (Xie et al. 2019); "
+               "preset='derosa2024'", _M + "gradient:build_difgsm", paper=f"Xie et al., CVPR 2019; {DEROSA}"),
+    AttackCard("r-fgsm", "R+FGSM: random sign step of alpha then gradient-sign steps with eps - alpha "
+               "(Tramèr et al. 2018); preset='derosa2024'", _M + "gradient:build_rfgsm",
+               paper=f"Tramèr et al., ICLR 2018; {DEROSA}"),
+    AttackCard("uap", "universal adversarial perturbation: one Linf perturbation fitted on a set (SGD-sign), "
+               "resized/tiled to each image; preset='derosa2024'", _M + "universal:build_uap",
+               paper=f"Moosavi-Dezfooli et al., CVPR 2017; Shafahi et al., AAAI 2020; {DEROSA}",
+               path_options=("fit_on",)),
+    AttackCard("cf-distortion", "Carlini & Farid distortion-minimising white-box attack: smallest L2 change that "
+               "flips the decision (C&W: Adam on tanh, binary search on c); reports L0/L2",
+               _M + "carlini_farid:build_cf_distortion", paper=CF_PAPER + "; Carlini & Wagner, IEEE S&P 2017"),
+    AttackCard("cf-lossmax", "Carlini & Farid loss-maximising white-box attack at a tiny fixed Linf budget "
+               "(default 1/255: each pixel moves by at most one grey level)", _M + "carlini_farid:build_cf_lossmax",
+               paper=CF_PAPER),
+    AttackCard("cf-lsb", "Carlini & Farid least-significant-bit attack: flip the lowest bit of pixels where the "
+               "gradient agrees (each value moves by at most 1/255; exact 8-bit output)",
+               _M + "carlini_farid:build_cf_lsb", paper=CF_PAPER),
+    AttackCard("cf-patch", "Carlini & Farid universal adversarial patch over a fraction (default 1%) of the image, "
+               "fitted on a set, pasted at random seeded positions", _M + "carlini_farid:build_cf_patch",
+               paper=CF_PAPER + "; Brown et al., 2017", path_options=("fit_on",)),
+    AttackCard("cf-transfer", "Carlini & Farid black-box transfer: attack a surrogate detector (surrogate=checkpoint "
+               "dir) with a white-box attack (base='pgd' by default) and evaluate on the target",
+               _M + "carlini_farid:build_cf_transfer", paper=CF_PAPER, path_options=("surrogate",)),
+    AttackCard("mimicry", "feature-space mimicry: move internal features to the other class's centroid; mode hide "
+               "(whole image) or decoy (box/mask region) (Boato et al. 2024)", _M + "mimicry:build_mimicry",
+               paper="Boato, De Natale, De Stefano, Pasquini, Roli, Pattern Recognition Letters 2024",
+               path_options=("reference", "real_ref", "fake_ref")),
+    AttackCard("launder", "Stable Diffusion laundering: latent-autoencoder round trip (tiny AE weights=DIR, or the SD "
+               "VAE / img2img strength sweep via optional diffusers); direction spoof (Mandelli et al. 2024)",
+               _M + "laundering:build_launder",
+               paper="Mandelli, Bestagini, Tubaro, When synthetic traces hide real content: SD image laundering, "
+                     "WIFS 2024", path_options=("weights", "vae_path", "pipeline_path")),
+    AttackCard("square", "Square attack, score-based black-box random search under Linf (Andriushchenko et al. "
+               "2020); options n_queries, p_init", _M + "blackbox:build_square",
+               paper="Andriushchenko, Croce, Flammarion, Hein, Square Attack, ECCV 2020"),
+    AttackCard("hopskipjump", "HopSkipJump, decision-based black-box attack (Chen et al. 2020), Linf or L2; result "
+               "projected onto the eps-ball (norm='none': unbounded); options init_evals, max_evals, max_queries",
+               _M + "blackbox:build_hopskipjump", paper="Chen, Jordan, Wainwright, HopSkipJumpAttack, IEEE S&P 2020"),
+)

@@ -1,0 +1,30 @@
+"""``fakebench report --store results.sqlite --out DIR``: rebuild the report from a store."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import FakebenchError
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import build_report, format_table
+    from ..runner import Store
+
+    with Store(args.store) as st:
+        runs = st.runs()
+    name = args.run or (runs[-1] if runs else None)
+    if name is None:
+        raise FakebenchError(f"{args.store}: no runs in this store")
+    res = build_report(args.store, name, args.out)
+    print(format_table(res["summary"]))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    s = sub.add_parser("report", help="rebuild results.json / report.md from a results store")
+    s.add_argument("--store", required=True)
+    s.add_argument("--run", default=None)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=run)
