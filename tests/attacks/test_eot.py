@@ -126,3 +126,18 @@ def test_eot_pgd_counts_eot_samples_as_queries(tiny_detector):
     q = [int(v) for v in res.queries]
     assert q[0] == q[1] >= 4 and q[2:] == [0, 0]  # 2 steps x 2 EOT samples (+ a final check)
     assert float((adv - x).abs().max()) <= 4 / 255 + 1e-6
+
+
+def test_eot_blur_and_resize_are_the_degradations():
+    """EOT optimises through exactly what the degradations apply (issue: one operation each)."""
+    from fakebench.data import degrade
+
+    x = _smooth(4, 32)
+    for sigma in (0.7, 1.0, 2.5):
+        eot = apply_eot(x, [{"op": "blur", "sigma": sigma}])
+        assert float((eot - degrade.blur(x, sigma)).abs().max()) < 1e-5
+    per_image = degrade.blur(x, torch.tensor([0.5, 1.0, 1.7, 3.0]))
+    for i, s in enumerate((0.5, 1.0, 1.7, 3.0)):
+        assert float((per_image[i] - degrade.blur(x[i : i + 1], s)[0]).abs().max()) < 1e-5
+    eot = apply_eot(x, [{"op": "resize", "scale": 0.5}])
+    assert float((eot - degrade.resize(x, scale=0.5)).abs().max()) < 1e-6

@@ -18,23 +18,23 @@ generator passed in (seeded by the attack), a number is used as is. Every entry 
 - ``{"op": "resize", "scale": [0.5, 1.0]}`` or ``{"op": "resize", "max_side": 1280}``:
   bilinear (antialiased) resize, one factor per call; ``restore: true`` resizes back to the
   input size.
-- ``{"op": "blur", "sigma": [0, 1.5]}``: Gaussian blur (sigma in pixels, drawn per image).
+- ``{"op": "blur", "sigma": [0, 1.5]}``: Gaussian blur (sigma in pixels, drawn per image);
+  the ``blur`` degradation's own operation (:func:`fakebench.data.degrade.blur`).
 - ``{"op": "crop", "fraction": [0.8, 1.0]}`` or ``{"op": "crop", "size": 224}``: random crop
   (one side fraction per call, a random position per image).
 - ``{"op": "sharing", "platform": "facebook"}``: the differentiable approximation of a
-  social-network upload (:func:`fakebench.attacks.sharing.eot_entries`).
+  social-network upload (:func:`fakebench.data.sharing.eot_entries`).
 
 Shapes: (N, 3, H, W) in [0, 1] in; (N, 3, H', W') out (resize and crop change H, W).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
+from ..data import degrade
 from ..errors import ConfigError
 
 Range = tuple[float, float]
@@ -155,8 +155,6 @@ def jpeg_diff(x: torch.Tensor, quality: torch.Tensor | float) -> torch.Tensor:
 
 def jpeg_bpda(x: torch.Tensor, quality: torch.Tensor | float, subsampling: str = "4:2:0") -> torch.Tensor:
     """Real (PIL) JPEG forward, identity gradient backward (BPDA). ``quality`` scalar or (N,)."""
-    from ..data import degrade
-
     q = torch.as_tensor(quality, dtype=torch.float64).reshape(-1)
     if q.numel() == 1:
         q = q.expand(len(x))
@@ -168,52 +166,17 @@ def jpeg_bpda(x: torch.Tensor, quality: torch.Tensor | float, subsampling: str =
 
 
 def resize_diff(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
-    """Resize to ``size`` = (h, w); antialiased when shrinking with bilinear/bicubic."""
-    h, w = int(size[0]), int(size[1])
-    if (h, w) == tuple(x.shape[-2:]):
-        return x
-    if interpolation in ("bilinear", "bicubic"):
-        shrink = h < x.shape[-2] or w < x.shape[-1]
-        out = F.interpolate(x, size=(h, w), mode=interpolation, align_corners=False, antialias=shrink)
-        return out.clamp(0, 1)
-    return F.interpolate(x, size=(h, w), mode=interpolation)
+    """Resize to ``size`` = (h, w): the ``resize`` degradation's operation
+    (:func:`fakebench.data.degrade.resize_to`, antialiased when shrinking), clamped to [0, 1]."""
+    out = degrade.resize_to(x, size, interpolation)
+    return out if out is x else out.clamp(0, 1)
 
 
-def scaled_size(h: int, w: int, scale: float | None = None, max_side: int | None = None) -> tuple[int, int]:
-    """Output size for a scale factor, or for fitting the longer side into ``max_side``
-    (never enlarging). Sides are rounded and at least 1."""
-    if max_side is not None:
-        scale = min(1.0, float(max_side) / max(h, w))
-    s = float(scale if scale is not None else 1.0)
-    return max(1, int(round(h * s))), max(1, int(round(w * s)))
+#: the degradation's output-size rule (scale factor or longest side), shared with EOT
+scaled_size = degrade.resized_size
 
-
-def gaussian_blur_diff(x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
-    """Gaussian blur with one sigma per image (pixels; 0 = identity). Kernel radius
-    ceil(3 sigma), replicate padding, separable depthwise convolution."""
-    n, c, h, w = x.shape
-    s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)
-    if s.numel() == 1:
-        s = s.expand(n)
-    smax = float(s.max())
-    if smax <= 0:
-        return x
-    r = max(1, int(math.ceil(3 * smax)))
-    r = min(r, max(h, w) - 1) if max(h, w) > 1 else 0
-    if r == 0:
-        return x
-    t = torch.arange(-r, r + 1, dtype=torch.float64)
-    safe = s.clamp_min(1e-6).view(-1, 1)
-    k = torch.exp(-0.5 * (t.view(1, -1) / safe) ** 2)
-    k = torch.where((s <= 0).view(-1, 1), (t == 0).double().view(1, -1).expand_as(k), k)
-    k = (k / k.sum(1, keepdim=True)).to(x)  # (n, K)
-    k = k.repeat_interleave(c, 0)  # (n*c, K)
-    y = x.reshape(1, n * c, h, w)
-    y = F.pad(y, (r, r, 0, 0), mode="replicate")
-    y = F.conv2d(y, k.view(n * c, 1, 1, -1), groups=n * c)
-    y = F.pad(y, (0, 0, r, r), mode="replicate")
-    y = F.conv2d(y, k.view(n * c, 1, -1, 1), groups=n * c)
-    return y.reshape(n, c, h, w)
+#: the ``blur`` degradation itself (one sigma per image allowed)
+gaussian_blur_diff = degrade.blur
 
 
 def random_crop(x: torch.Tensor, size: tuple[int, int], generator: torch.Generator | None) -> torch.Tensor:
@@ -224,7 +187,7 @@ def random_crop(x: torch.Tensor, size: tuple[int, int], generator: torch.Generat
         return x
     tops = torch.randint(0, H - h + 1, (n,), generator=generator)
     lefts = torch.randint(0, W - w + 1, (n,), generator=generator)
-    return torch.stack([x[i, :, int(t) : int(t) + h, int(l_) : int(l_) + w] for i, (t, l_) in enumerate(zip(tops, lefts))])
+    return torch.stack([degrade.crop(x[i], (h, w), int(t), int(l_)) for i, (t, l_) in enumerate(zip(tops, lefts))])
 
 
 # -- the EOT entry point -------------------------------------------------------------------

@@ -134,12 +134,18 @@ def resized_size(h: int, w: int, scale: float | None = None, max_side: int | Non
     return max(1, int(round(h * s))), max(1, int(round(w * s)))
 
 
-def _interpolate(x: torch.Tensor, size: tuple[int, int], interpolation: str, antialias: bool) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
+def resize_to(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear",
+              antialias: bool = True) -> torch.Tensor:
+    """Resize a (N, C, H, W) batch to ``size`` = (h, w) (differentiable). ``antialias`` applies
+    to bilinear / bicubic shrinking (upscaling is plain interpolation). The EOT ``resize`` op
+    calls this too, so attacks optimise through the resize they are scored against."""
+    h, w = int(size[0]), int(size[1])
+    if (h, w) == tuple(x.shape[-2:]):
         return x
     if interpolation in ("bilinear", "bicubic"):
-        return F.interpolate(x, size=size, mode=interpolation, align_corners=False, antialias=antialias)
-    return F.interpolate(x, size=size, mode=interpolation)
+        shrink = h < x.shape[-2] or w < x.shape[-1]
+        return F.interpolate(x, size=(h, w), mode=interpolation, align_corners=False, antialias=antialias and shrink)
+    return F.interpolate(x, size=(h, w), mode=interpolation)
 
 
 def resize(x: torch.Tensor, scale: float | None = None, max_side: int | None = None, restore: bool = False,
@@ -155,9 +161,9 @@ def resize(x: torch.Tensor, scale: float | None = None, max_side: int | None = N
     xb, squeeze = _batched(x, "resize")
     h, w = int(xb.shape[-2]), int(xb.shape[-1])
     size = resized_size(h, w, scale, max_side)
-    y = _interpolate(xb, size, interpolation, antialias)
+    y = resize_to(xb, size, interpolation, antialias)
     if restore:
-        y = _interpolate(y, (h, w), interpolation, antialias)
+        y = resize_to(y, (h, w), interpolation, antialias)
     if y is xb:
         return x.clone()
     return _unbatch(y.clamp(0.0, 1.0), squeeze)
@@ -195,14 +201,46 @@ def _conv_last_axis(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return padded.unfold(-1, k.shape[-1], 1) @ k
 
 
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur with standard deviation ``sigma`` pixels (0 = identity).
+def _per_image_kernels(s: torch.Tensor, truncate: float = BLUR_TRUNCATE) -> torch.Tensor:
+    """(N, K) normalized Gaussians, one per sigma, each cut at its own radius
+    ``int(truncate * sigma + 0.5)`` (as scipy) and zero-padded to the largest radius."""
+    r = int(truncate * float(s.max()) + 0.5)
+    t = torch.arange(-r, r + 1, dtype=torch.float64)
+    radius = (truncate * s + 0.5).floor().view(-1, 1)
+    k = torch.exp(-0.5 * (t.view(1, -1) / s.clamp_min(1e-12).view(-1, 1)) ** 2)
+    k = torch.where(t.view(1, -1).abs() <= radius, k, torch.zeros_like(k))
+    k = torch.where((s <= 0).view(-1, 1), (t == 0).double().view(1, -1).expand_as(k), k)
+    return k / k.sum(1, keepdim=True)
+
+
+def blur(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """Gaussian blur with standard deviation ``sigma`` pixels (0 = identity): one number for the
+    whole batch, or an (N,) tensor with one sigma per image (what EOT draws).
 
     Separable kernel of radius ``int(4 sigma + 0.5)``, symmetric padding (scipy.ndimage
     ``mode='reflect'``), so it equals ``scipy.ndimage.gaussian_filter`` per channel; this is
-    the blur of the CNNSpot recipe (Wang et al. 2020). Differentiable.
+    the blur of the CNNSpot recipe (Wang et al. 2020) and of the EOT ``blur`` op. Differentiable.
     """
-    s = _check_sigma(sigma)
+    if isinstance(sigma, torch.Tensor) and sigma.numel() > 1:
+        xb, squeeze = _batched(x, "blur")
+        s = sigma.detach().double().cpu().reshape(-1)
+        if len(s) != len(xb):
+            raise ConfigError(f"blur sigma: {len(s)} values for {len(xb)} images")
+        if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+            raise ConfigError("blur sigma: expected finite numbers >= 0 (pixels)")
+        if float(s.max()) == 0:
+            return x.clone()
+        dtype = xb.dtype if xb.dtype.is_floating_point else torch.float32
+        k = _per_image_kernels(s).to(device=xb.device, dtype=dtype).view(len(xb), 1, 1, -1)  # (N, 1, 1, K)
+        r = (k.shape[-1] - 1) // 2
+        y = xb.to(dtype)
+        y = (y.index_select(-1, _symmetric_index(y.shape[-1], r, y.device)).unfold(-1, k.shape[-1], 1)
+             * k.unsqueeze(-2)).sum(-1)  # along W
+        y = y.transpose(-1, -2)
+        y = (y.index_select(-1, _symmetric_index(y.shape[-1], r, y.device)).unfold(-1, k.shape[-1], 1)
+             * k.unsqueeze(-2)).sum(-1).transpose(-1, -2)  # along H
+        return _unbatch(y, squeeze)
+    s = _check_sigma(float(sigma))
     xb, squeeze = _batched(x, "blur")
     if s == 0:
         return x.clone()
