@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fakebench import detectors
-from fakebench.detectors.clip import train_probe
+from fakebench.train.probes import train_probe
 from fakebench.detectors.feature_cache import FeatureCache
 from fakebench.io import load_image, save_png
 

@@ -16,7 +16,7 @@ pytest.importorskip("open_clip")
 
 from fakebench import detectors  # noqa: E402
 from fakebench.demo import train_clip_probes, zoo_skip_lines  # noqa: E402
-from fakebench.detectors import clip as clipmod  # noqa: E402
+from fakebench.detectors import clip_backbone  # noqa: E402
 from fakebench.runner import Store, evaluate, load_experiment  # noqa: E402
 from fakebench.train import TrainConfig, train_detector  # noqa: E402
 
@@ -56,7 +56,7 @@ def _easy_dataset(root, n_per_class=16, seed=0):
 def _tower_file(path):
     from safetensors.torch import save_file
 
-    vis = clipmod.build_visual(TINY["embed_dim"], TINY["vision_cfg"], False, seed=3)
+    vis = clip_backbone.build_visual(TINY["embed_dim"], TINY["vision_cfg"], False, seed=3)
     save_file({f"visual.{k}": v.contiguous() for k, v in vis.state_dict().items()}, str(path))
     return path
 

@@ -62,4 +62,16 @@ def evaluate(config: Any, base: Any = ".", progress: bool = False) -> Any:
     return store
 
 
-__all__ = ["__version__", "create_detector", "load_detector", "create_attack", "load_dataset", "evaluate"]
+def robustness(detectors: Any, data: Any, eps: Any = (2 / 255, 4 / 255, 8 / 255), out: Any = None, **settings: Any) -> Any:
+    """Adaptive robustness leaderboard: ``{name: detector or checkpoint folder}`` on a dataset
+    with val / test splits; see :func:`fakebench.experiments.robustness.robustness`. Extra
+    keywords go to :class:`~fakebench.experiments.robustness.Settings` (``fpr``, ``steps``,
+    ``queries``, ...) or to the call (``limit``, ``val_limit``, ``device``, ``progress``)."""
+    from .experiments.robustness import Settings, robustness as _robustness
+
+    call = {k: settings.pop(k) for k in ("limit", "val_limit", "device", "progress") if k in settings}
+    return _robustness(detectors, data, Settings(eps=tuple(eps) if not isinstance(eps, float) else (eps,), **settings),
+                       out=out, **call)
+
+
+__all__ = ["__version__", "create_detector", "load_detector", "create_attack", "load_dataset", "evaluate", "robustness"]

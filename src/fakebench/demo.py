@@ -61,7 +61,7 @@ def train_clip_probes(manifest: Path, out: Path, clip_weights: str | Path, corvi
     ``out/features``), calibrate each threshold on the val split, save under
     ``out/checkpoints/<name>``; with ``corvi`` (a trained ``res50nodown`` checkpoint) also save
     the soft-OR fusion ``clipdet+corvi``. Returns name -> checkpoint folder."""
-    from .detectors.clip import train_probe
+    from .train.probes import train_probe
     from .detectors.fusion import fuse_clipdet_corvi
 
     samples = load_dataset(manifest)

@@ -159,6 +159,23 @@ def calibrate_threshold(labels: Any, scores: Any, method: str = "balanced", targ
     return _decision_threshold(cuts, k)
 
 
+def threshold_at_fpr(real_scores: Any, fpr: float) -> float:
+    """The lowest threshold (decision ``score > t``) that flags at most ``fpr`` of the real
+    images' ``real_scores``: the midpoint below the ``floor(fpr n)`` highest scores (ties are
+    kept on one side, so the realised rate may be lower, never higher)."""
+    s = np.sort(np.asarray(real_scores, dtype=np.float64).ravel())
+    if not len(s) or not np.isfinite(s).all():
+        raise ConfigError("threshold_at_fpr: needs finite scores of at least one real image")
+    if not 0.0 <= float(fpr) < 1.0:
+        raise ConfigError(f"fpr: expected a rate in [0, 1), got {fpr!r}")
+    allowed = int(np.floor(float(fpr) * len(s) + 1e-9))
+    hi = s[len(s) - allowed] if allowed else np.inf
+    lo = s[len(s) - allowed - 1]
+    below = s[s < hi]
+    lo = below[-1] if len(below) else lo  # ties at hi move below it
+    return float(lo + (hi - lo) / 2) if np.isfinite(hi) else float(s[-1])
+
+
 # -- attacks -------------------------------------------------------------------------------
 
 def attack_success_rate(labels: Any, clean_scores: Any, adv_scores: Any, direction: str,

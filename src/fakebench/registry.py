@@ -15,6 +15,8 @@ Registering a new detector takes one new file (the implementation) and one regis
 
 Modules named in the environment variable ``FAKEBENCH_PLUGINS`` (comma-separated) are imported
 the first time a registry is read, so a plugin's cards reach the ``fakebench`` command too.
+fakebench's own higher layers use the same mechanism (``builtin_plugins``): the defenses'
+card module registers the defended detectors without the detector layer importing them.
 """
 
 from __future__ import annotations
@@ -117,10 +119,11 @@ C = TypeVar("C", bound=Card)
 class Registry(Generic[C]):
     """Maps a name to its card; builds through the card's (lazily imported) factory."""
 
-    def __init__(self, kind: str, plugin_env: str = "FAKEBENCH_PLUGINS") -> None:
+    def __init__(self, kind: str, plugin_env: str = "FAKEBENCH_PLUGINS", builtin_plugins: Iterable[str] = ()) -> None:
         self.kind = kind
         self._cards: dict[str, C] = {}
         self._plugin_env = plugin_env
+        self._builtin_plugins = tuple(builtin_plugins)
         self._plugins_loaded = False
 
     def register(self, card: C, replace: bool = False) -> C:
@@ -137,6 +140,8 @@ class Registry(Generic[C]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        for mod in self._builtin_plugins:  # fakebench's own higher layers (defenses): card modules, torch-free
+            importlib.import_module(mod)
         for mod in filter(None, (m.strip() for m in os.environ.get(self._plugin_env, "").split(","))):
             try:
                 importlib.import_module(mod)

@@ -13,9 +13,11 @@ open_clip = pytest.importorskip("open_clip")
 
 from fakebench import attacks, detectors  # noqa: E402
 from fakebench.detectors import clip as clipmod  # noqa: E402
+from fakebench.detectors import clip_backbone as backbone  # noqa: E402
 from fakebench.detectors.feature_cache import FeatureCache  # noqa: E402
 from fakebench.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 from fakebench.io import save_png  # noqa: E402
+from fakebench.train import probes  # noqa: E402
 
 #: a tiny ViT in open_clip's config format (built offline, random weights, ~0.1 M parameters)
 TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32, "pool_type": "avg"}}
@@ -81,25 +83,25 @@ def test_preprocessing_matches_torchvision_resize_and_center_crop():
     from torchvision.transforms import InterpolationMode
 
     x = torch.rand(2, 3, 50, 77)
-    ours = clipmod.clip_preprocess(x, 32, "clip")
+    ours = backbone.clip_preprocess(x, 32, "clip")
     ref = TF.center_crop(TF.resize(x, 32, InterpolationMode.BICUBIC, antialias=True), [32, 32]).clamp(0, 1)
     assert ours.shape == (2, 3, 32, 32)
     assert torch.allclose(ours, ref, atol=1e-5)
     # the official UnivFD evaluation geometry: crop only
-    cc = clipmod.clip_preprocess(x, 32, "center_crop")
+    cc = backbone.clip_preprocess(x, 32, "center_crop")
     assert torch.equal(cc, TF.center_crop(x, [32, 32]))
     with pytest.raises(ConfigError):
-        clipmod.clip_preprocess(x, 32, "squash")
+        backbone.clip_preprocess(x, 32, "squash")
 
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_forward_is_head_of_clip_features_with_preprocessing_inside(name):
     det = tiny(name)
     x = torch.rand(2, 3, 40, 60)
-    z = (clipmod.clip_preprocess(x, 32) - torch.tensor(clipmod.CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(
-        clipmod.CLIP_STD).view(1, 3, 1, 1)
+    z = (backbone.clip_preprocess(x, 32) - torch.tensor(backbone.CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        backbone.CLIP_STD).view(1, 3, 1, 1)
     # an independent open_clip tower with the same seed and config
-    ref = clipmod.build_visual(TINY["embed_dim"], TINY["vision_cfg"], False, seed=0).eval()
+    ref = backbone.build_visual(TINY["embed_dim"], TINY["vision_cfg"], False, seed=0).eval()
     with torch.no_grad():
         if name == "clipdet":  # next-to-last (before the projection), L2-normalised, width-d
             ref.proj = None
@@ -179,7 +181,7 @@ def test_clipdet_official_weights_format(tmp_path):
 # -- backbone weights: local files only ----------------------------------------------------------
 def _full_clip_state(seed=5):
     """A full open_clip-style CLIP state dict (visual.* + text keys) for the TINY tower."""
-    vis = clipmod.build_visual(TINY["embed_dim"], TINY["vision_cfg"], False, seed=seed)
+    vis = backbone.build_visual(TINY["embed_dim"], TINY["vision_cfg"], False, seed=seed)
     state = {f"visual.{k}": v.clone() for k, v in vis.state_dict().items()}
     state["logit_scale"] = torch.tensor(4.6)
     state["token_embedding.weight"] = torch.randn(10, 8)
@@ -287,20 +289,20 @@ def test_second_probe_training_hits_the_cache_and_gives_the_same_probe(tmp_path,
     det = tiny(name)
     calls = _count_backbone_calls(det)
     cache = FeatureCache(tmp_path / "cache")
-    r1 = clipmod.train_probe(det, paths, labels, cache=cache, batch_size=8)
+    r1 = probes.train_probe(det, paths, labels, cache=cache, batch_size=8)
     w1, b1 = det.head.weight.detach().clone(), det.head.bias.detach().clone()
     assert r1["computed"] == len(paths) and r1["cache_hits"] == 0 and sum(calls) == len(paths)
     assert r1["train_accuracy"] >= 0.9
     calls.clear()
     det.set_head(torch.zeros(det.feature_dim), 0.0)
-    r2 = clipmod.train_probe(det, paths, labels, cache=cache)
+    r2 = probes.train_probe(det, paths, labels, cache=cache)
     assert calls == [] and r2["computed"] == 0 and r2["cache_hits"] == len(paths)
     assert torch.equal(det.head.weight, w1) and torch.equal(det.head.bias, b1)
     # a fresh detector with the same backbone shares the cache; another backbone does not
     same = tiny(name)
-    assert clipmod.train_probe(same, paths, labels, cache=cache)["computed"] == 0
+    assert probes.train_probe(same, paths, labels, cache=cache)["computed"] == 0
     other = tiny(name, seed=1)
-    assert clipmod.train_probe(other, paths, labels, cache=cache)["computed"] == len(paths)
+    assert probes.train_probe(other, paths, labels, cache=cache)["computed"] == len(paths)
     assert same.feature_key(cache) != other.feature_key(cache)
 
 
@@ -309,7 +311,7 @@ def test_probe_features_equal_forward_features(tmp_path):
 
     paths, labels = make_images(tmp_path / "imgs", n_per_class=2)
     det = tiny("clipdet")
-    feats, kept, _ = clipmod.extract_features(det, paths, cache_dir=tmp_path / "cache")
+    feats, kept, _ = probes.extract_features(det, paths, cache_dir=tmp_path / "cache")
     assert kept.all()
     x = torch.from_numpy(load_image(paths[1])).permute(2, 0, 1)[None]
     with torch.no_grad():
@@ -330,17 +332,17 @@ def test_train_probe_input_forms_and_errors(tmp_path):
     for images, labs in [(paths + [broken], labels + [1]), (list(zip(paths, labels)), None),
                          ([S(p, y) for p, y in zip(paths, labels)], None)]:
         det = tiny("univfd")
-        rep = clipmod.train_probe(det, images, labs, cache=cache)
+        rep = probes.train_probe(det, images, labs, cache=cache)
         heads.append(det.head.weight.detach().clone())
         assert rep["n_used"] == len(paths)
     assert torch.equal(heads[0], heads[1]) and torch.equal(heads[1], heads[2])
-    rep0 = clipmod.train_probe(tiny("univfd"), paths + [broken], labels + [1], cache=cache)
+    rep0 = probes.train_probe(tiny("univfd"), paths + [broken], labels + [1], cache=cache)
     assert rep0["n_images"] == len(paths) + 1 and any("broken.png" in s for s in rep0["skipped"])
     reals = [p for p, y in zip(paths, labels) if y == 0]
     with pytest.raises(DataError, match="real"):
-        clipmod.train_probe(tiny("univfd"), reals, [0] * len(reals), cache=cache)
+        probes.train_probe(tiny("univfd"), reals, [0] * len(reals), cache=cache)
     with pytest.raises(DataError, match="labels"):
-        clipmod.train_probe(tiny("univfd"), paths, labels[:-1], cache=cache)
+        probes.train_probe(tiny("univfd"), paths, labels[:-1], cache=cache)
 
 
 def test_train_probe_accepts_a_dataset_folder(tmp_path):
@@ -352,7 +354,7 @@ def test_train_probe_accepts_a_dataset_folder(tmp_path):
         p.rename(dest / p.name)
     assert len(data.load_dataset(tmp_path / "ds")) == 6
     det = tiny("univfd")
-    rep = clipmod.train_probe(det, str(tmp_path / "ds"), cache_dir=tmp_path / "cache")
+    rep = probes.train_probe(det, str(tmp_path / "ds"), cache_dir=tmp_path / "cache")
     assert (rep["n_real"], rep["n_fake"]) == (3, 3)
 
 
@@ -364,11 +366,11 @@ def test_clipdet_head_is_platt_calibrated_svm_llr(tmp_path):
     keep = [i for i, y in enumerate(labels) if y == 1] + [i for i, y in enumerate(labels) if y == 0][:5]
     paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
     det = tiny("clipdet")
-    rep = clipmod.train_probe(det, paths, labels, cache_dir=tmp_path / "cache", C=1.0, seed=0)
+    rep = probes.train_probe(det, paths, labels, cache_dir=tmp_path / "cache", C=1.0, seed=0)
     cal = det.meta["calibration"]
     assert cal["prior_log_odds"] == pytest.approx(np.log(10 / 5))
     assert rep["platt_a"] > 0
-    feats, _, _ = clipmod.extract_features(det, paths, cache_dir=tmp_path / "cache")
+    feats, _, _ = probes.extract_features(det, paths, cache_dir=tmp_path / "cache")
     svm = LinearSVC(C=1.0, max_iter=10000, random_state=0).fit(feats.astype(np.float64), labels)
     llr_expected = cal["a"] * svm.decision_function(feats.astype(np.float64)) + cal["b"] - cal["prior_log_odds"]
     with torch.no_grad():
@@ -381,7 +383,7 @@ def test_platt_fit_recovers_a_logistic_model():
     rng = np.random.default_rng(0)
     m = rng.normal(0, 2, 20000)
     y = (rng.random(m.size) < 1 / (1 + np.exp(-(1.5 * m - 0.5)))).astype(int)
-    a, b = clipmod.platt_fit(m, y)
+    a, b = probes.platt_fit(m, y)
     assert a == pytest.approx(1.5, rel=0.05) and b == pytest.approx(-0.5, abs=0.06)
 
 
@@ -392,7 +394,7 @@ def test_pgd_evasion_lowers_scores_of_a_trained_probe(tmp_path, name):
 
     paths, labels = make_images(tmp_path / "imgs", n_per_class=8)
     det = tiny(name)
-    clipmod.train_probe(det, paths, labels, cache_dir=tmp_path / "cache")
+    probes.train_probe(det, paths, labels, cache_dir=tmp_path / "cache")
     fakes = [p for p, y in zip(paths, labels) if y == 1][:4]
     x = torch.stack([torch.from_numpy(load_image(p)[:36, :36]).permute(2, 0, 1) for p in fakes])
     y = torch.ones(len(x), dtype=torch.long)

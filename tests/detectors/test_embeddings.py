@@ -25,7 +25,7 @@ import torch
 from skimage.transform import AffineTransform, warp
 
 from fakebench import detectors
-from fakebench.detectors.embeddings import EmbeddingAE, EmbeddingPCA
+from fakebench.detectors.embeddings import EmbeddingPCA
 from fakebench.train.embeddings import fit_autoencoder, fit_pca
 from fakebench.metrics import auc
 

@@ -223,19 +223,30 @@ class Attack:
     def loss(self, detector: torch.nn.Module, x_adv: torch.Tensor, sign: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Per-sample attacker objective (to maximise), averaged over the EOT transforms when
-        the threat model lists any (``fakebench.attacks.eot``). Measured from the detector's
-        decision threshold (:func:`decision_threshold`), so the margin loss caps at ``kappa``
-        past the detector's actual decision."""
+        the threat model lists any (``fakebench.attacks.eot``) and over ``eot_samples`` forward
+        passes (randomised detectors). Measured from the detector's decision threshold
+        (:func:`decision_threshold`), so the margin loss caps at ``kappa`` past the detector's
+        actual decision."""
+        return self.loss_and_margin(detector, x_adv, sign, generator)[0]
+
+    def loss_and_margin(self, detector: torch.nn.Module, x_adv: torch.Tensor, sign: torch.Tensor,
+                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objective, margin): the objective of :meth:`loss` and the uncapped
+        ``sign * (logit - threshold)`` (> 0: the decision is crossed), both averaged the same way."""
         t = self.threat
         thr = decision_threshold(detector)
-        if not t.eot:
-            return attack_loss(detector(x_adv), sign, t.loss, t.kappa, thr)
+        samples = max(int(t.eot_samples), 1)
+        if not t.eot and samples == 1:
+            z = detector(x_adv)
+            return attack_loss(z, sign, t.loss, t.kappa, thr), sign * (z - thr)
         from .eot import apply_eot  # local import: EOT pulls in kornia
 
-        total = 0.0
-        for _ in range(max(int(t.eot_samples), 1)):
-            total = total + attack_loss(detector(apply_eot(x_adv, t.eot, generator)), sign, t.loss, t.kappa, thr)
-        return total / max(int(t.eot_samples), 1)
+        total, margin = 0.0, 0.0
+        for _ in range(samples):
+            z = detector(apply_eot(x_adv, t.eot, generator) if t.eot else x_adv)
+            total = total + attack_loss(z, sign, t.loss, t.kappa, thr)
+            margin = margin + sign * (z - thr)
+        return total / samples, margin / samples
 
     def params(self) -> dict[str, Any]:
         """JSON-able parameters that identify this attack configuration (store key)."""

@@ -24,6 +24,10 @@ CARDS: tuple[AttackCard, ...] = (
                paper="parameters: see fakebench.data.sharing"),
     AttackCard("pgd", "projected gradient descent, Linf or L2 (De Rosa et al. 2024 settings: eps 8/255, 10 steps, "
                "step 2/255)", _M + "gradient:build_pgd", paper=f"Madry et al., ICLR 2018; {DEROSA}"),
+    AttackCard("apgd", "Auto-PGD: step-size-free PGD with momentum and checkpoints (Croce & Hein 2020), Linf or L2, "
+               "score or margin loss at the detector's threshold; options rho, eot_iter", _M + "apgd:build_apgd",
+               paper="Croce & Hein, Reliable evaluation of adversarial robustness with an ensemble of diverse "
+                     "parameter-free attacks, ICML 2020"),
     AttackCard("fgsm", "fast gradient sign method (one step of size eps)", _M + "gradient:build_fgsm",
                paper="Goodfellow, Shlens, Szegedy, ICLR 2015"),
     AttackCard("di-fgsm", "diverse-inputs iterative FGSM: gradients through random resize+pad (Xie et al. 2019); "

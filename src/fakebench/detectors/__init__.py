@@ -21,7 +21,9 @@ if TYPE_CHECKING:  # pragma: no cover
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
-REGISTRY: Registry[DetectorCard] = Registry("detector")
+#: card modules of higher layers that add detectors (imported when the registry is first read)
+BUILTIN_PLUGINS = ("fakebench.defenses.cards",)
+REGISTRY: Registry[DetectorCard] = Registry("detector", builtin_plugins=BUILTIN_PLUGINS)
 for _card in CARDS:
     REGISTRY.register(_card)
 

@@ -140,7 +140,8 @@ class ResNetDetector(Detector):
 
     def feature_layers(self) -> dict[str, nn.Module]:
         n = self.net
-        return {"layer1": n.layer1, "layer2": n.layer2, "layer3": n.layer3, "layer4": n.layer4, "pool": n.avgpool}
+        return {"stem": n.maxpool, "layer1": n.layer1, "layer2": n.layer2, "layer3": n.layer3, "layer4": n.layer4,
+                "pool": n.avgpool}
 
     def load_official(self, path: str | Path) -> "ResNetDetector":
         """Load an official checkpoint: a dict with key ``model`` (or a bare state dict) with

@@ -206,57 +206,79 @@ def render(scene: Scene, rng: np.random.Generator, noise: float = 0.01, supersam
     supersampled grid) of that width in output pixels; ``texture`` is the ground texture
     amplitude; ``noise`` the standard deviation of the added Gaussian noise."""
     cam = scene.camera
-    W, H = cam.width, cam.height
     ss = supersample
-    big = Camera(cam.f * ss, (cam.cx + 0.5) * ss - 0.5, (cam.cy + 0.5) * ss - 0.5, cam.R, cam.t, W * ss, H * ss)
+    big = _supersampled(cam, ss, cam.width, cam.height)
     d = big.rays()
-    eye = cam.center
-    img = np.zeros((H * ss, W * ss, 3))
-    # sky
+    L = np.asarray(scene.light, dtype=float)
+    img = np.zeros((cam.height * ss, cam.width * ss, 3))
+    gnd = _paint_sky_and_ground(img, d, cam.center, L, rng, texture)
+    if shadows:
+        _paint_cast_shadows(img, scene, big, gnd, L)
+    _paint_objects(img, scene, d, L, ss, outline)
+    out = downscale_local_mean(img, (ss, ss, 1))
+    out = out + rng.normal(0, noise, out.shape)
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
+def _supersampled(c: Camera, ss: int, W: int, H: int) -> Camera:
+    """``c`` on a grid ``ss`` times finer (pixel centres kept), for a ``W`` x ``H`` image."""
+    return Camera(c.f * ss, (c.cx + 0.5) * ss - 0.5, (c.cy + 0.5) * ss - 0.5, c.R, c.t, W * ss, H * ss)
+
+
+def _paint_sky_and_ground(img: np.ndarray, d: np.ndarray, eye: np.ndarray, L: np.ndarray, rng: np.random.Generator,
+                          texture: float) -> np.ndarray:
+    """Sky above the horizon; below it the ground plane, smoothly textured and Lambertian from
+    the point light ``L``. Returns the ground mask."""
     sky = (d[..., 2] >= 0)
     g = np.clip(d[..., 2] / np.linalg.norm(d, axis=-1), 0, 1)
     img[sky] = (np.array([0.55, 0.7, 0.9]) * (1 - 0.4 * g[..., None]))[sky]
-    # ground: smooth texture, Lambertian from the point light
     with np.errstate(divide="ignore", invalid="ignore"):
         tt = np.where(d[..., 2] < 0, -eye[2] / d[..., 2], np.nan)
     GX = eye[0] + tt * d[..., 0]
     GY = eye[1] + tt * d[..., 1]
     gnd = ~sky
     tex = 0.5 + texture * _smooth_field(rng, np.nan_to_num(GX), np.nan_to_num(GY))
-    L = np.asarray(scene.light, dtype=float)
     to_l = np.stack([L[0] - GX, L[1] - GY, np.full_like(GX, L[2])], axis=-1)
     lam = np.clip(to_l[..., 2] / np.linalg.norm(to_l, axis=-1), 0, 1)
     shade = (0.35 + 0.65 * lam) * tex
     base = np.array([0.62, 0.56, 0.45])
     img[gnd] = (shade[..., None] * base * 1.6)[gnd]
-    # cast shadows of the boxes on the ground (convex hull of base and projected top)
-    if shadows:
-        for i, b in enumerate(scene.boxes):
-            Li = L if scene.shadow_lights is None or scene.shadow_lights[i] is None else scene.shadow_lights[i]
-            pts = np.vstack([b.corners()[:4], cast_shadow_point(Li, b.top_corners())])
-            hull = _convex_hull(pts[:, :2])
-            P = big.project(np.column_stack([hull, np.zeros(len(hull))]))
-            rr, cc = draw_polygon(P[:, 1], P[:, 0], img.shape[:2])
-            m = gnd[rr, cc]
-            img[rr[m], cc[m]] *= 0.45
-        for s in scene.spheres:
-            ang = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-            # shadow of a sphere on the ground: project a dense set of sphere points
-            u = np.stack([np.cos(ang), np.sin(ang)], 1)
-            pts = []
-            for el in np.linspace(-np.pi / 2, np.pi / 2, 9):
-                ring = s.c3 + s.radius * np.column_stack([np.cos(el) * u, np.full(len(u), np.sin(el))])
-                pts.append(cast_shadow_point(L, ring))
-            hull = _convex_hull(np.vstack(pts)[:, :2])
-            P = big.project(np.column_stack([hull, np.zeros(len(hull))]))
-            rr, cc = draw_polygon(P[:, 1], P[:, 0], img.shape[:2])
-            m = gnd[rr, cc]
-            img[rr[m], cc[m]] *= 0.45
-    # box faces (painter's order), each with its own camera when overridden
-    faces = []
+    return gnd
+
+
+def _darken_ground(img: np.ndarray, big: Camera, gnd: np.ndarray, shadow: np.ndarray) -> None:
+    """Darken the ground inside the convex hull of the ground points ``shadow`` (n, >=2)."""
+    hull = _convex_hull(shadow[:, :2])
+    P = big.project(np.column_stack([hull, np.zeros(len(hull))]))
+    rr, cc = draw_polygon(P[:, 1], P[:, 0], img.shape[:2])
+    m = gnd[rr, cc]
+    img[rr[m], cc[m]] *= 0.45
+
+
+def _paint_cast_shadows(img: np.ndarray, scene: Scene, big: Camera, gnd: np.ndarray, L: np.ndarray) -> None:
+    """Cast shadows on the ground: each box's (convex hull of its base and its projected top,
+    from its own shadow light when set) and each sphere's (hull of a dense set of its points)."""
+    for i, b in enumerate(scene.boxes):
+        Li = L if scene.shadow_lights is None or scene.shadow_lights[i] is None else scene.shadow_lights[i]
+        _darken_ground(img, big, gnd, np.vstack([b.corners()[:4], cast_shadow_point(Li, b.top_corners())]))
+    for s in scene.spheres:
+        ang = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+        u = np.stack([np.cos(ang), np.sin(ang)], 1)
+        pts = []
+        for el in np.linspace(-np.pi / 2, np.pi / 2, 9):
+            ring = s.c3 + s.radius * np.column_stack([np.cos(el) * u, np.full(len(u), np.sin(el))])
+            pts.append(cast_shadow_point(L, ring))
+        _darken_ground(img, big, gnd, np.vstack(pts))
+
+
+def _box_face_items(scene: Scene, L: np.ndarray, ss: int) -> list[tuple[float, str, Any]]:
+    """(depth, "poly", (projected corners, colour)) of every front-facing box face, each box
+    seen by its own camera when overridden."""
+    cam = scene.camera
+    faces: list[tuple[float, str, Any]] = []
     for i, b in enumerate(scene.boxes):
         bc = scene.cam_for(i)
-        bbig = Camera(bc.f * ss, (bc.cx + 0.5) * ss - 0.5, (bc.cy + 0.5) * ss - 0.5, bc.R, bc.t, W * ss, H * ss)
+        bbig = _supersampled(bc, ss, cam.width, cam.height)
         C = b.corners()
         ctr = C.mean(0)
         for f_idx in BOX_FACES:
@@ -275,6 +297,28 @@ def render(scene: Scene, rng: np.random.Generator, noise: float = 0.01, supersam
             col = b.albedo * (amb + 0.4 * lamf) * np.array([0.9, 0.85, 1.0])
             depth = float(np.linalg.norm(bc.to_cam(fc[None])[0]))
             faces.append((depth, "poly", (bbig.project(Q), col)))
+    return faces
+
+
+def _paint_sphere(img: np.ndarray, s: Sphere, eye: np.ndarray, dn: np.ndarray, L: np.ndarray) -> None:
+    """Ray-cast sphere ``s`` per pixel (unit rays ``dn`` from ``eye``), Lambertian from ``L``."""
+    oc = eye - s.c3
+    bq = np.sum(dn * oc, -1)
+    disc = bq ** 2 - (oc @ oc - s.radius ** 2)
+    th = -bq - np.sqrt(np.where(disc > 0, disc, 0))
+    hit = (disc > 0) & (th > 0)
+    X = eye + th[..., None] * dn
+    nrm = (X - s.c3) / s.radius
+    to = L - X
+    lamf = np.clip(np.sum(nrm * to, -1) / np.linalg.norm(to, axis=-1), 0, 1)
+    col = s.albedo * (0.08 + 0.92 * lamf)[..., None] * np.array([0.9, 0.5, 0.4])
+    img[hit] = col[hit]
+
+
+def _paint_objects(img: np.ndarray, scene: Scene, d: np.ndarray, L: np.ndarray, ss: int, outline: float) -> None:
+    """Box faces (polygons, optionally outlined) and spheres, farthest first (painter's order)."""
+    cam = scene.camera
+    faces = _box_face_items(scene, L, ss)
     for s in scene.spheres:
         faces.append((float(np.linalg.norm(cam.to_cam(s.c3[None])[0])), "sphere", s))
     dn = d / np.linalg.norm(d, axis=-1, keepdims=True)
@@ -286,21 +330,7 @@ def render(scene: Scene, rng: np.random.Generator, noise: float = 0.01, supersam
             if outline > 0:
                 _draw_outline(img, P, outline * ss)
             continue
-        s = item  # sphere, per pixel
-        oc = eye - s.c3
-        bq = np.sum(dn * oc, -1)
-        disc = bq ** 2 - (oc @ oc - s.radius ** 2)
-        th = -bq - np.sqrt(np.where(disc > 0, disc, 0))
-        hit = (disc > 0) & (th > 0)
-        X = eye + th[..., None] * dn
-        nrm = (X - s.c3) / s.radius
-        to = L - X
-        lamf = np.clip(np.sum(nrm * to, -1) / np.linalg.norm(to, axis=-1), 0, 1)
-        col = s.albedo * (0.08 + 0.92 * lamf)[..., None] * np.array([0.9, 0.5, 0.4])
-        img[hit] = col[hit]
-    out = downscale_local_mean(img, (ss, ss, 1))
-    out = out + rng.normal(0, noise, out.shape)
-    return np.clip(out, 0, 1).astype(np.float32)
+        _paint_sphere(img, item, cam.center, dn, L)
 
 
 def _draw_outline(img: np.ndarray, P: np.ndarray, width: float, value: float = 0.05) -> None:

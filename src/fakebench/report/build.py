@@ -136,6 +136,14 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
             lines.append(f"- **{s['detector']}**: " + ", ".join(
                 f"{g} {_fmt('auc', v)}" for g, v in s["auc_by_generator"].items()))
         lines.append("")
+    rej = [s for s in summary if s.get("rejected") is not None]
+    if rej:
+        lines += ["## Rejected as adversarial", "",
+                  "Detectors with an adversarial-input detector give three verdicts (real / synthetic / rejected); a "
+                  "rejected image is counted as flagged (caught) in every metric above: a rejected attacked fake as "
+                  "detected, a rejected real as a false positive.", ""]
+        lines += [f"- {s['detector']} / {s['attack']} {s['label']}: {s['rejected']:.3f} of the attacked images rejected"
+                  for s in rej] + [""]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     if bad:

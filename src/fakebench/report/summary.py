@@ -42,6 +42,14 @@ def _finite_mean(a: np.ndarray) -> float:
     return float(a.mean()) if len(a) else float("nan")
 
 
+def _rejected_rate(rows: list[dict[str, Any]], mask: np.ndarray) -> float | None:
+    """Fraction of the (attacked) images an adversarial-input detector rejected; None when the
+    detector does not reject."""
+    vals = [r.get("rejected") for r, m in zip(rows, mask) if m]
+    vals = [v for v in vals if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
 def summarize_run(store: Store, run: str) -> list[dict[str, Any]]:
     """One dict of metrics per (detector, attack, params) of ``run``, clean rows first."""
     thresholds = store.thresholds(run)
@@ -86,6 +94,7 @@ def summarize_run(store: Store, run: str) -> list[dict[str, Any]]:
             "l0": _finite_mean(col("l0")), "l2": _finite_mean(col("l2")), "linf": _finite_mean(col("linf")),
             "psnr": _finite_mean(col("psnr")), "queries": _finite_mean(col("queries")),
             "seconds_per_image": _finite_mean(np.array([r["seconds"] for r in rows], dtype=float)),
+            "rejected": _rejected_rate(rows, attacked if atk != "clean" else np.ones_like(y, dtype=bool)),
             "auc_by_generator": by_gen,
         })
     out.sort(key=lambda d: (d["detector"], d["attack"] != "clean", d["attack"], d["direction"], d["eps"], d["label"]))

@@ -174,6 +174,9 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
 def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -> list[Row]:
     rows: list[Row] = []
     gen = torch.Generator().manual_seed(seed)
+    if callable(getattr(det, "reseed", None)):  # randomised defenses: the same draws on a resumed run
+        det.reseed(seed)
+    rejects = getattr(det, "rejects", None)
     for x, y, samples in batches:
         t0 = time.perf_counter()
         x = x.to(device)
@@ -189,6 +192,7 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -
                 s_adv = det(x_adv).float().cpu()
             s_clean = torch.tensor([clean[sid(s)] for s in samples])
         dt = (time.perf_counter() - t0) / max(len(x), 1)
+        rej = rejects(x_adv).tolist() if callable(rejects) else [None] * len(x)
         if x_adv.shape == x.shape:
             norms = perturbation_norms(x.cpu(), x_adv.detach().cpu())
         else:
@@ -197,5 +201,5 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -
         for i, s in enumerate(samples):
             rows.append(Row(dname, aname, akey, sid(s), int(s.label), s.generator, float(s_clean[i]),
                             float(s_adv[i]), float(norms["l0"][i]), float(norms["l2"][i]), float(norms["linf"][i]),
-                            float(norms["psnr"][i]), int(q[i]), float(dt)))
+                            float(norms["psnr"][i]), int(q[i]), float(dt), rej[i]))
     return rows

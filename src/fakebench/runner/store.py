@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS results (
     run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
     sample TEXT NOT NULL, label INTEGER NOT NULL, generator TEXT,
     score_clean REAL, score_adv REAL, l0 REAL, l2 REAL, linf REAL, psnr REAL,
-    queries INTEGER, seconds REAL,
+    queries INTEGER, seconds REAL, rejected INTEGER,
     PRIMARY KEY (run, detector, attack, params, sample));
 CREATE TABLE IF NOT EXISTS chunks (
     run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS bad_samples (
 """
 
 RESULT_COLUMNS = ("run", "detector", "attack", "params", "sample", "label", "generator", "score_clean",
-                  "score_adv", "l0", "l2", "linf", "psnr", "queries", "seconds")
+                  "score_adv", "l0", "l2", "linf", "psnr", "queries", "seconds", "rejected")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class Row:
     psnr: float
     queries: int
     seconds: float
+    #: 1 when an adversarial-input detector rejected the (attacked) image, 0 when not, None
+    #: for detectors without rejection
+    rejected: int | None = None
 
 
 def canonical(params: dict[str, Any]) -> str:
@@ -72,6 +75,9 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}
+        if "rejected" not in cols:  # a store written before rejections were recorded
+            self.conn.execute("ALTER TABLE results ADD COLUMN rejected INTEGER")
 
     def close(self) -> None:
         self.conn.close()
@@ -98,7 +104,8 @@ class Store:
             cur.executemany(
                 f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
                 [(run, r.detector, r.attack, r.params, r.sample, int(r.label), r.generator, r.score_clean,
-                  r.score_adv, r.l0, r.l2, r.linf, r.psnr, int(r.queries), r.seconds) for r in rows])
+                  r.score_adv, r.l0, r.l2, r.linf, r.psnr, int(r.queries), r.seconds,
+                  None if r.rejected is None else int(r.rejected)) for r in rows])
             cur.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)", (run, detector, attack, params, chunk, time.time()))
             cur.execute("COMMIT")
         except BaseException:

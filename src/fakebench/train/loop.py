@@ -55,6 +55,8 @@ class TrainConfig:
     holdout_generators: Sequence[str] = field(default_factory=tuple)
     eval_batch_size: int = 128
     progress: bool = True
+    #: a fakebench checkpoint folder of the same architecture to start from (fine-tuning)
+    init: str | None = None
 
     def resolved(self, recipe: dict[str, Any]) -> "TrainConfig":
         defaults = {"batch_size": 64, "lr": 1e-4, "crop": None, "blur_prob": 0.0, "jpeg_prob": 0.0}
@@ -100,10 +102,10 @@ def _check_two_classes(samples: list[Sample], what: str) -> None:
         raise DataError(f"{what}: has only {only} images; training needs both real (label 0) and synthetic (label 1) images")
 
 
-@torch.no_grad()
 def predict_samples(det: torch.nn.Module, samples: list[Sample], batch_size: int = 128,
-                    transform: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and labels of ``samples`` (bad files skipped). Returns (labels, logits)."""
+                    transform: Any = None, attack: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and labels of ``samples`` (bad files skipped). Returns (labels, logits). With
+    ``attack`` (``attack(det, x, y) -> x_adv``) the scores are those of the attacked images."""
     ds = ImageDataset(samples, transform=transform or EvalTransform())
     dl = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip_bad)
     det.eval()
@@ -112,7 +114,10 @@ def predict_samples(det: torch.nn.Module, samples: list[Sample], batch_size: int
         if batch is None:
             continue
         x, y, _ = batch
-        ss.append(det(x).float().cpu().numpy())
+        if attack is not None:
+            x = attack(det, x, y)
+        with torch.no_grad():
+            ss.append(det(x).float().cpu().numpy())
         ys.append(y.numpy())
     if not ys:
         return np.zeros(0, dtype=int), np.zeros(0, dtype=np.float32)
@@ -152,6 +157,8 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the initial weights depend on the seed too
         det = build_trainable(detector_name, **detector_options)
+        if cfg.init:
+            init_from(det, cfg.init)
         cfg = cfg.resolved(dict(det.card.recipe) if det.card is not None else {})
         samples = load_dataset(data) if not isinstance(data, list) else data
         src = str(data) if not isinstance(data, list) else "samples"
@@ -175,6 +182,19 @@ def build_trainable(detector_name: str, **detector_options: Any) -> "detectors.D
     if not det.differentiable:
         raise ConfigError(f"{detector_name}: not trainable by gradient descent ({det.non_differentiable_reason})")
     return det
+
+
+def init_from(det: torch.nn.Module, checkpoint: str | Path) -> None:
+    """Load the weights of a fakebench checkpoint folder into ``det`` (strict: same architecture)."""
+    from safetensors.torch import load_file
+
+    from ..detectors import WEIGHTS_FILE
+    from ..detectors.base import load_state_dict_strict
+
+    path = Path(checkpoint) / WEIGHTS_FILE
+    if not path.is_file():
+        raise ConfigError(f"init: {path} not found (expected a fakebench checkpoint folder)")
+    load_state_dict_strict(det, load_file(str(path)), str(path))
 
 
 def _train_loader(train: list[Sample], cfg: TrainConfig) -> tuple[ImageDataset, DataLoader]:
@@ -201,8 +221,13 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
         objective: Objective = bce_objective, name: str = "detector") -> dict[str, Any]:
     """Train ``det`` in place: epochs of ``objective`` steps, validation AUC after each epoch,
     early stopping, the best epoch's weights restored, threshold calibrated on ``val``.
-    Returns the history (per-epoch loss / val AUC, best val AUC, threshold, seconds, bad files)."""
+    Returns the history (per-epoch loss / val AUC, best val AUC, threshold, seconds, bad files).
+
+    When the objective has a ``val_attack(det, x, y) -> x_adv`` (adversarial training), epochs
+    are compared by the AUC on ATTACKED validation images (``val_robust_auc``): the epoch with
+    the best clean AUC is usually the least robust one."""
     ds, dl = _train_loader(train, cfg)
+    val_attack = getattr(objective, "val_attack", None)
     opt = torch.optim.Adam(det.parameters(), lr=float(cfg.lr), weight_decay=cfg.weight_decay)
     total = cfg.max_steps or cfg.epochs * max(len(dl), 1)
     sched = _schedule(opt, cfg, total)
@@ -216,8 +241,12 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
         losses, step = _epoch(det, dl, opt, sched, objective, cfg, step, bar)
         yv, sv = predict_samples(det, val, cfg.eval_batch_size, eval_tf) if val else (np.zeros(0), np.zeros(0))
         val_auc = metrics.auc(yv, sv) if len(yv) else float("nan")
-        history["epochs"].append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None,
-                                  "val_auc": val_auc, "steps": step})
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, "val_auc": val_auc,
+                  "steps": step}
+        if val_attack is not None and val:
+            ya, sa = predict_samples(det, val, cfg.eval_batch_size, eval_tf, attack=val_attack)
+            record["val_robust_auc"] = val_auc = metrics.auc(ya, sa)
+        history["epochs"].append(record)
         log.info("epoch %d: train loss %.4f, val AUC %.4f", epoch, np.mean(losses) if losses else float("nan"), val_auc)
         score = val_auc if np.isfinite(val_auc) else -float(np.mean(losses) if losses else 0.0)
         if score > best_auc + 1e-6:

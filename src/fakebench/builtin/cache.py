@@ -1,0 +1,135 @@
+"""The built-in benchmark's cache: the settings that define a build and their hash, the
+``settings.json`` record (written incomplete when a build starts, complete when it ends), the
+check that a recorded build is still whole on disk, and clearing a previous build (only the
+files the builder wrote)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .layout import BUILTIN_VERSION, IMAGES_DIR, MANIFEST, MANIFEST_COLUMNS, SETTINGS, PathLike
+from .sources import SKIMAGE_PHOTOS
+
+
+def _file_listing(files: Iterable[Path]) -> list[list[Any]]:
+    """[resolved path, size, mtime_ns] of each file: a changed file changes the cache key."""
+    out = []
+    for p in files:
+        st = p.stat()
+        out.append([str(p.resolve()), int(st.st_size), int(st.st_mtime_ns)])
+    return out
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """Short sha256 of the settings (canonical JSON)."""
+    blob = json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def builtin_settings(*, patch: int, seed: int, n_train: int, n_val: int, n_test: int, train_steps: int,
+                     min_std: float, max_real_files: int, max_crops_per_photo: int, include_bundled: bool,
+                     real_dirs: Sequence[PathLike], files: Sequence[tuple[Path, Path]],
+                     tae_listing: list[list[Any]] | None) -> dict[str, Any]:
+    """Everything a build depends on (its cache key): sizes, seed, steps, bundled photos and the
+    scikit-image version, the listing of the real files (paths, sizes, mtimes), the TAE weight
+    files and :data:`BUILTIN_VERSION`."""
+    import skimage
+
+    return {
+        "version": BUILTIN_VERSION,
+        "patch": patch, "seed": seed, "n_train": n_train, "n_val": n_val, "n_test": n_test,
+        "train_steps": train_steps, "min_std": min_std, "max_real_files": max_real_files,
+        "max_crops_per_photo": max_crops_per_photo,
+        "bundled": list(SKIMAGE_PHOTOS) if include_bundled else [],
+        "skimage_version": skimage.__version__ if include_bundled else None,
+        "real_dirs": [str(Path(d).expanduser().resolve()) for d in real_dirs],
+        "real_files": _file_listing(p for _, p in files),
+        "tae_weights": tae_listing,
+    }
+
+
+def tae_weight_files(tae_weights: PathLike | None) -> tuple[Path | None, list[list[Any]] | None]:
+    """(folder, listing of its encoder/decoder files) of the TAE weights, or (None, None);
+    raises :class:`~fakebench.errors.CheckpointError` when the folder holds no such pair."""
+    if tae_weights is None:
+        return None, None
+    from ..generators.tae import find_weight_files
+
+    tae_dir = Path(tae_weights).expanduser()
+    enc, dec, _ = find_weight_files(tae_dir)
+    return tae_dir, _file_listing([enc, dec])
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_settings(out: Path) -> dict[str, Any] | None:
+    """The ``settings.json`` record of a previous build in ``out``, or None (absent, unreadable,
+    or not written by the builder)."""
+    p = out / SETTINGS
+    if not p.is_file():
+        return None
+    try:
+        obj = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) and "fakebench_builtin" in obj else None
+
+
+def _manifest_complete(out: Path, expected_rows: int | None) -> bool:
+    m = out / MANIFEST
+    if not m.is_file():
+        return False
+    try:
+        with open(m, newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return False
+    if not rows or tuple(rows[0]) != MANIFEST_COLUMNS:
+        return False
+    body = rows[1:]
+    if expected_rows is not None and len(body) != expected_rows:
+        return False
+    return all(len(r) == len(MANIFEST_COLUMNS) and (out / r[0]).is_file() for r in body)
+
+
+def _clear_previous(out: Path) -> None:
+    """Remove what an earlier build wrote (only our own files)."""
+    if (out / IMAGES_DIR).is_dir():
+        shutil.rmtree(out / IMAGES_DIR)
+    for name in (MANIFEST, MANIFEST + ".tmp", SETTINGS + ".tmp"):
+        if (out / name).exists():
+            (out / name).unlink()
+
+
+def reusable(out: Path, prev: dict[str, Any] | None, digest: str) -> bool:
+    """Whether the build recorded in ``prev`` has the settings ``digest``, finished, and its
+    manifest and every file it lists are still there."""
+    return prev is not None and prev.get("hash") == digest and bool(prev.get("complete")) and \
+        _manifest_complete(out, prev.get("rows"))
+
+
+def foreign(out: Path, prev: dict[str, Any] | None) -> bool:
+    """Whether ``out`` holds a manifest or images that the builder did not write."""
+    return prev is None and ((out / MANIFEST).exists() or (out / IMAGES_DIR).exists())
+
+
+def start_build(out: Path, digest: str, settings: dict[str, Any]) -> None:
+    """Create ``out``, clear a previous build and record the new one as incomplete."""
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_previous(out)
+    write_settings(out, {"fakebench_builtin": BUILTIN_VERSION, "hash": digest, "settings": settings, "complete": False})
+
+
+def write_settings(out: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` as ``<out>/settings.json`` (atomically)."""
+    _write_json(out / SETTINGS, record)
