@@ -79,6 +79,37 @@ def make_pattern_dataset(root: Path, n_per_class: int = 60, size: int = 32, ampl
     return root / "manifest.csv"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for the module: the models in the tests are small, and OpenMP
+    oversubscription slowed such tests 5-10x when other processes shared the 2 cores. Use
+    ``pytestmark = pytest.mark.usefixtures("one_thread")`` (module scope: set before the
+    module's own training fixtures run)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class TwoClass(torch.nn.Module):
+    """``[0, z]``: the two-logit view of a one-logit detector, for libraries that expect class
+    logits (cross-entropy on it equals BCE on ``z``)."""
+
+    def __init__(self, det: torch.nn.Module) -> None:
+        super().__init__()
+        self.det = det
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.det(x.float())
+        return torch.stack([torch.zeros_like(z), z], 1)
+
+
+@pytest.fixture()
+def two_class() -> type:
+    """The :class:`TwoClass` wrapper (for torchattacks / ART comparisons)."""
+    return TwoClass
+
+
 @pytest.fixture()
 def tiny_dataset(tmp_path: Path) -> Path:
     return make_tiny_dataset(tmp_path / "tiny")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,8 @@ import pytest
 
 from fakebench import metrics
 from fakebench.runner import Store
+
+pytestmark = pytest.mark.slow  # the whole demo runs once (about 3 minutes on 2 cores)
 
 
 @pytest.fixture(scope="module")

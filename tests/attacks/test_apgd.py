@@ -12,16 +12,6 @@ from fakebench.errors import ConfigError
 ta = pytest.importorskip("torchattacks")
 
 
-class TwoClass(torch.nn.Module):
-    """[0, z]: the two-logit form of a one-logit detector (CE on it = BCE on z)."""
-
-    def __init__(self, det):
-        super().__init__()
-        self.det = det
-
-    def forward(self, x):
-        z = self.det(x)
-        return torch.stack([torch.zeros_like(z), z], 1)
 
 
 @pytest.fixture()
@@ -40,17 +30,17 @@ def test_schedule_is_the_reference_integer_form():
 
 
 @pytest.mark.parametrize("eps", [1 / 255, 2 / 255])
-def test_apgd_agrees_with_torchattacks(detected, eps):
+def test_apgd_agrees_with_torchattacks(detected, eps, two_class):
     """Same seed, same random start, same steps: the same samples are fooled and the images
     agree within 1e-5 (float rounding of the momentum combination)."""
     det, x, _ = detected
     y = torch.ones(len(x), dtype=torch.long)
     ours = attacks.create("apgd", eps=eps, steps=10, direction="evade", quantize=False, seed=0)
     res = ours.perturb(det, x, y, torch.Generator().manual_seed(0))
-    ref = ta.APGD(TwoClass(det).eval(), norm="Linf", eps=eps, steps=10, n_restarts=1, seed=0, loss="ce")
+    ref = ta.APGD(two_class(det).eval(), norm="Linf", eps=eps, steps=10, n_restarts=1, seed=0, loss="ce")
     adv_ref = ref(x, y)
     with torch.no_grad():
-        fooled_ref = TwoClass(det)(adv_ref).argmax(1) != 1
+        fooled_ref = two_class(det)(adv_ref).argmax(1) != 1
     fooled = res.info["fooled"]
     print(f"[apgd] eps {eps * 255:.0f}/255: fooled ours {int(fooled.sum())}/{len(x)}, torchattacks "
           f"{int(fooled_ref.sum())}/{len(x)}")

@@ -16,13 +16,7 @@ from fakebench.errors import ConfigError
 from fakebench.io import load_image, save_png
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small CPU workloads run faster on one thread than on two contended ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _parser():

@@ -11,13 +11,7 @@ from fakebench import attacks
 from fakebench.detectors.base import Detector
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small CPU workloads run faster on one thread than on two contended ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class NoGrad(Detector):
@@ -36,14 +30,6 @@ class NoGrad(Detector):
         return torch.from_numpy(z)
 
 
-class TwoClass(torch.nn.Module):
-    def __init__(self, det):
-        super().__init__()
-        self.det = det
-
-    def forward(self, x):
-        z = self.det(x.float())
-        return torch.stack([torch.zeros_like(z), z], 1)
 
 
 def _data(n=4, size=32, seed=0):
@@ -109,7 +95,7 @@ class Linear(torch.nn.Module):
         return (x - 0.5).flatten(1) @ self.w
 
 
-def test_square_matches_torchattacks():
+def test_square_matches_torchattacks(two_class):
     """Same budget, same query limit, margin loss: our success rate is close to torchattacks'
     (which returns the clean image wherever it failed, so success rates are what compare)."""
     ta = pytest.importorskip("torchattacks")
@@ -123,7 +109,7 @@ def test_square_matches_torchattacks():
     ours = attacks.create("square", eps=eps, n_queries=nq, direction="evade", quantize=False)
     res = ours.perturb(NoGrad(net).eval(), x, y)
     adv = res.x_adv
-    ref = ta.Square(TwoClass(net).eval(), norm="Linf", eps=eps, n_queries=nq, p_init=0.8, loss="margin", seed=0)
+    ref = ta.Square(two_class(net).eval(), norm="Linf", eps=eps, n_queries=nq, p_init=0.8, loss="margin", seed=0)
     adv_ref = ref(x, y)
     with torch.no_grad():
         ok_ours, ok_ref = float((net(adv) < 0).float().mean()), float((net(adv_ref) < 0).float().mean())
@@ -178,7 +164,7 @@ def test_hopskipjump_budget_lowers_scores():
     assert bool((res.queries > 0).all())
 
 
-def test_hopskipjump_close_to_art():
+def test_hopskipjump_close_to_art(two_class):
     pytest.importorskip("art")
     from art.attacks.evasion import HopSkipJump as ArtHSJ
     from art.estimators.classification import PyTorchClassifier
@@ -189,7 +175,7 @@ def test_hopskipjump_close_to_art():
                           quantize=False, direction="both", max_queries=100000)
     res = ours.perturb(NoGrad(net).eval(), x, y)
     d_ours = res.info["distance"]
-    clf = PyTorchClassifier(TwoClass(net).eval(), loss=torch.nn.CrossEntropyLoss(), input_shape=(3, 16, 16),
+    clf = PyTorchClassifier(two_class(net).eval(), loss=torch.nn.CrossEntropyLoss(), input_shape=(3, 16, 16),
                             nb_classes=2, clip_values=(0.0, 1.0))
     np.random.seed(0)
     art = ArtHSJ(clf, targeted=False, norm=2, max_iter=iters, max_eval=200, init_eval=50, init_size=100, verbose=False)

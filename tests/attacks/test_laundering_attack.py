@@ -108,15 +108,6 @@ def _kodak_crops(folder: Path, names: list[str], per_image: int, size: int, seed
     return torch.stack(out)
 
 
-@pytest.fixture()
-def one_thread():
-    """Small CPU workloads run faster on one thread than on two contended ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_laundering_makes_real_photos_look_synthetic(one_thread):
     """A CPU-sized CNNSpot (ResNet-10, width 8) trained, seeded, on 32-pixel crops of 16 Kodak
     photos (real) paired with the same crops passed three times through TAEF2 (synthetic: the

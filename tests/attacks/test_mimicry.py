@@ -26,13 +26,9 @@ def fingerprint_data(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, t
 
 
 @pytest.fixture(scope="module")
-def trained():
-    """A CPU-sized CNNSpot (ResNet-10, width 8) trained for 30 seeded steps on fingerprint_data.
-    (One thread: small CPU workloads run faster on one thread than on two contended ones.)"""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield _train()
-    torch.set_num_threads(threads)
+def trained(one_thread):
+    """A CPU-sized CNNSpot (ResNet-10, width 8) trained for 30 seeded steps on fingerprint_data."""
+    return _train()
 
 
 def _train():

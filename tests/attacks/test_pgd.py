@@ -67,27 +67,17 @@ def test_random_start_is_seeded(tiny_detector):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-class TwoClass(torch.nn.Module):
-    """One-logit detector as two-class logits [0, z] (class 1 = synthetic)."""
-
-    def __init__(self, det):
-        super().__init__()
-        self.det = det
-
-    def forward(self, x):
-        z = self.det(x)
-        return torch.stack([torch.zeros_like(z), z], 1)
 
 
 @pytest.mark.parametrize("direction", ["evade", "spoof"])
-def test_equivalent_to_torchattacks_pgd(tiny_detector, direction):
+def test_equivalent_to_torchattacks_pgd(tiny_detector, direction, two_class):
     torchattacks = pytest.importorskip("torchattacks")
     x, y = _data(8, size=32, seed=3)
     eps, alpha, steps = 8 / 255, 2 / 255, 10
     target = (y == 1) if direction == "evade" else (y == 0)
     ours = attacks.create("pgd", eps=eps, step_size=alpha, steps=steps, direction=direction, quantize=False)
     adv = ours(tiny_detector, x, y)
-    ref = torchattacks.PGD(TwoClass(tiny_detector), eps=eps, alpha=alpha, steps=steps, random_start=False)
+    ref = torchattacks.PGD(two_class(tiny_detector), eps=eps, alpha=alpha, steps=steps, random_start=False)
     ref_adv = ref(x[target], y[target])  # untargeted: away from the true class
     diff = (adv[target] - ref_adv).abs().max()
     assert float(diff) <= 1e-5

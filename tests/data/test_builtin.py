@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from fakebench.builtin.build import (
@@ -25,14 +23,7 @@ from fakebench.io import save_png
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The models here are small: one intra-op thread avoids OpenMP oversubscription, which
-    slowed these tests 5-10x when other processes shared the 2 cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 #: a small configuration (patch 32, ~260 patches, 30 training steps) that builds in seconds

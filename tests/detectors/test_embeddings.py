@@ -34,13 +34,7 @@ LFW_EYES = ((7.0, 8.0), (15.0, 8.0))  # (x, y) of the eyes in lfw_subset crops
 CANON = ((11.0, 12.0), (21.0, 12.0))  # (x, y) of the eyes in the 32x32 synthetic-face frame
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks train as fast on one thread, and are not stalled by busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _similarity(src, dst) -> np.ndarray:

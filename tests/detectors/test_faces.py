@@ -16,13 +16,7 @@ from fakebench.detectors.faces import FacesInTheWild
 from fakebench.errors import CheckpointError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run as fast on one thread, and are not stalled by busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(**kw):

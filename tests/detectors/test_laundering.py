@@ -34,14 +34,7 @@ from conftest import shared_dir  # noqa: E402
 SMALL = dict(arch="resnet10", width=8, patch=32, num_patches=16, M=8, min_side=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions run as fast on one thread, and are not stalled by busy cores
-    (module scope: set before the module-scoped training fixture)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(name: str, **kw) -> LaunderingStage:

@@ -12,13 +12,7 @@ from fakebench import attacks, detectors
 from fakebench.experiments import transfer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small CPU workloads run faster on one thread than on two contended ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _det(seed: int):

@@ -13,14 +13,7 @@ from fakebench.generators.autoencoders import UPSAMPLERS, TinyConvAE, apply_gene
 from fakebench.generators.fingerprint import peak_bins, phase_energy_variation, upsampling_prominence
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The models here are small: one intra-op thread avoids OpenMP oversubscription, which
-    slowed these tests 5-10x when other processes shared the 2 cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,14 +14,7 @@ from fakebench.generators.tae import TinyAutoencoder, find_weight_files
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The models here are small: one intra-op thread avoids OpenMP oversubscription, which
-    slowed these tests 5-10x when other processes shared the 2 cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _shared_dir() -> Path | None:

@@ -69,6 +69,7 @@ def test_rows_per_detector_attack_params_sample(tmp_path):
     assert _rows(db) == rows
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
     cfg_ref = _setup(ref_dir, n_per_class=16, extra_eps=("8/255",))

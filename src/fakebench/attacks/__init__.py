@@ -20,18 +20,8 @@ for _card in CARDS:
     REGISTRY.register(_card)
 
 
-def register(card: AttackCard, replace: bool = False) -> AttackCard:
-    """Register an attack card (plugins, tests); see :mod:`fakebench.registry`."""
-    return REGISTRY.register(card, replace=replace)
-
-
-def card(name: str) -> AttackCard:
-    return REGISTRY.card(name)
-
-
-def cards() -> list[AttackCard]:
-    """Every registered attack's card, sorted by name."""
-    return REGISTRY.cards()
+#: register a card (plugins, tests); the card of a name (one ConfigError line if unknown); every card
+register, card, cards = REGISTRY.register, REGISTRY.card, REGISTRY.cards
 
 
 def create(name: str, **options: Any) -> "Attack":
@@ -50,9 +40,7 @@ def create_seeded(name: str, seed: int, **options: Any) -> "Attack":
     return create(name, **options)
 
 
-def entries() -> list[AttackCard]:
-    """Alias of :func:`cards` (kept for callers of the earlier API)."""
-    return cards()
+entries = cards  # the earlier API's name
 
 
 def __getattr__(name: str) -> Any:  # lazy: the attack classes import torch

@@ -58,17 +58,19 @@ def resolve_detector(spec: str, pretrained: str | None = None, options: dict[str
                       f"(known: {', '.join(detectors.REGISTRY.names())})")
 
 
-def load_detectors(spec: str, what: str) -> dict[str, Any]:
-    """``"dir_a,dir_b"`` -> ``{name: detector}`` (name = folder name, made unique)."""
-    from ..detectors import load
-
-    out: dict[str, Any] = {}
+def detector_folders(spec: str, what: str) -> dict[str, str]:
+    """``"dir_a,dir_b"`` -> ``{name: folder}`` (name = the folder's name, made unique)."""
+    out: dict[str, str] = {}
     for p in [s.strip() for s in spec.split(",") if s.strip()]:
-        path = Path(p)
-        name = path.resolve().name or p
-        if name in out:
-            name = f"{name}#{len(out)}"
-        out[name] = load(path)
+        name = Path(p).resolve().name or p
+        out[name if name not in out else f"{name}#{len(out)}"] = p
     if not out:
         raise ConfigError(f"--{what}: expected a comma-separated list of checkpoint folders")
     return out
+
+
+def load_detectors(spec: str, what: str) -> dict[str, Any]:
+    """``"dir_a,dir_b"`` -> ``{name: detector}`` (see :func:`detector_folders`)."""
+    from ..detectors import load
+
+    return {name: load(path) for name, path in detector_folders(spec, what).items()}

@@ -7,19 +7,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import parse_value
+from ._common import detector_folders, parse_value
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..experiments.robustness import Settings, robustness
 
-    names: dict[str, str] = {}
-    for p in [s.strip() for s in args.detectors.split(",") if s.strip()]:
-        name = Path(p).resolve().name or p
-        names[name if name not in names else f"{name}#{len(names)}"] = p
-    if not names:
-        raise ConfigError("--detectors: expected a comma-separated list of checkpoint folders")
+    names = detector_folders(args.detectors, "detectors")
     eps = parse_value(args.eps)
     eps = eps if isinstance(eps, list) else [eps]
     s = Settings(eps=tuple(eps), norm=args.norm, fpr=args.fpr, steps=args.steps, restarts=args.restarts,

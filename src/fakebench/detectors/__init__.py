@@ -28,19 +28,8 @@ for _card in CARDS:
     REGISTRY.register(_card)
 
 
-def register(card: DetectorCard, replace: bool = False) -> DetectorCard:
-    """Register a detector card (plugins, tests); see :mod:`fakebench.registry`."""
-    return REGISTRY.register(card, replace=replace)
-
-
-def card(name: str) -> DetectorCard:
-    """The card of ``name`` (one ConfigError line naming the known detectors if unknown)."""
-    return REGISTRY.card(name)
-
-
-def cards() -> list[DetectorCard]:
-    """Every registered detector's card, sorted by name."""
-    return REGISTRY.cards()
+#: register a card (plugins, tests); the card of a name (one ConfigError line if unknown); every card
+register, card, cards = REGISTRY.register, REGISTRY.card, REGISTRY.cards
 
 
 def card_for_class(cls: type) -> DetectorCard | None:
@@ -96,9 +85,7 @@ def load(directory: str | Path) -> "Detector":
     return det
 
 
-def entries() -> list[DetectorCard]:
-    """Alias of :func:`cards` (kept for callers of the earlier API)."""
-    return cards()
+entries = cards  # the earlier API's name
 
 
 def __getattr__(name: str) -> Any:  # lazy: Detector and friends import torch

@@ -31,6 +31,29 @@ _LAUNDERING_NOTE = ("no public checkpoint (the authors' README links are placeho
                     "B4 that this ResNet patch scorer does not load); train with "
                     "fakebench.train.laundering.train_laundering or load a fakebench checkpoint folder")
 
+
+
+def _clip_card(name: str, paper: str, summary: str, backbone_source: str, head: WeightsFile,
+               recipe: dict | None = None) -> DetectorCard:
+    """The two CLIP probes differ only in these fields."""
+    return DetectorCard(
+        name=name, factory=f"{_M}clip:build_{name}", paper=paper, summary=summary,
+        weights=(WeightsFile("backbone_weights", "open_clip_model.safetensors", backbone_source, required=True), head),
+        path_options=_CLIP_PATHS + ("pretrained",), input_size="224 (CLIP preprocessing inside forward)",
+        recipe=recipe or {}, demo="clip")
+
+
+def _laundering_card(stage: int, what: str) -> DetectorCard:
+    """The two stages of Mandelli et al. share everything but the class and the task."""
+    return DetectorCard(
+        name=f"laundering-stage{stage}", factory=f"{_M}laundering:LaunderingStage{stage}", paper=LAUNDERING_PAPER,
+        summary=f"laundering detector stage {stage}: {what}", weights_note=_LAUNDERING_NOTE,
+        input_size="upscaled to >= 256, 800 random 96-px patches",
+        # our reading: random patch crops of the paper's size, light blur/JPEG augmentation
+        recipe={"crop": 96, "lr": 1e-4, "batch_size": 64, "blur_prob": 0.1, "jpeg_prob": 0.1},
+        demo_note="trained by fakebench.train.laundering.train_laundering on TAE-laundered data")
+
+
 CARDS: tuple[DetectorCard, ...] = (
     DetectorCard(
         name="cnnspot", factory=_M + "resnet:build_cnnspot", paper=CNNSPOT_PAPER,
@@ -54,29 +77,18 @@ CARDS: tuple[DetectorCard, ...] = (
         # our reading of the papers: blur + JPEG augmentation as Wang et al., small random crops
         recipe={"blur_prob": 0.1, "jpeg_prob": 0.1, "crop": 96, "lr": 1e-4, "batch_size": 64},
         demo="trained"),
-    DetectorCard(
-        name="univfd", factory=_M + "clip:build_univfd", paper=UNIVFD_PAPER,
-        summary="frozen CLIP ViT-L/14 + linear layer on the 768-d embedding (official head: UniversalFakeDetect "
-                "fc_weights.pth)",
-        weights=(WeightsFile("backbone_weights", "open_clip_model.safetensors",
-                             "huggingface.co/timm/vit_large_patch14_clip_224.openai", required=True),
-                 WeightsFile("pretrained_head", "fc_weights.pth",
-                             "github.com/WisconsinAIVision/UniversalFakeDetect (pretrained_weights/)")),
-        path_options=_CLIP_PATHS + ("pretrained",),
-        input_size="224 (CLIP preprocessing inside forward)",
-        recipe={"blur_prob": 0.5, "jpeg_prob": 0.5, "crop": 224, "lr": 1e-4, "batch_size": 256},
-        demo="clip"),
-    DetectorCard(
-        name="clipdet", factory=_M + "clip:build_clipdet", paper=CLIPDET_PAPER,
-        summary="L2-normalised next-to-last CLIP ViT-L/14 features + few-shot linear SVM, LLR output (official "
-                "head: ClipBased-SyntheticImageDetection clipdet_latent10k_plus/weights.pth)",
-        weights=(WeightsFile("backbone_weights", "open_clip_model.safetensors",
-                             "huggingface.co/laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K", required=True),
-                 WeightsFile("pretrained_head", "weights/clipdet_latent10k_plus/weights.pth",
-                             "github.com/grip-unina/ClipBased-SyntheticImageDetection (git lfs)")),
-        path_options=_CLIP_PATHS + ("pretrained",),
-        input_size="224 (CLIP preprocessing inside forward)",
-        demo="clip"),
+    _clip_card("univfd", UNIVFD_PAPER,
+               "frozen CLIP ViT-L/14 + linear layer on the 768-d embedding (official head: UniversalFakeDetect "
+               "fc_weights.pth)", "huggingface.co/timm/vit_large_patch14_clip_224.openai",
+               WeightsFile("pretrained_head", "fc_weights.pth",
+                           "github.com/WisconsinAIVision/UniversalFakeDetect (pretrained_weights/)"),
+               recipe={"blur_prob": 0.5, "jpeg_prob": 0.5, "crop": 224, "lr": 1e-4, "batch_size": 256}),
+    _clip_card("clipdet", CLIPDET_PAPER,
+               "L2-normalised next-to-last CLIP ViT-L/14 features + few-shot linear SVM, LLR output (official "
+               "head: ClipBased-SyntheticImageDetection clipdet_latent10k_plus/weights.pth)",
+               "huggingface.co/laion/CLIP-ViT-L-14-CommonPool.XL-s13B-b90K",
+               WeightsFile("pretrained_head", "weights/clipdet_latent10k_plus/weights.pth",
+                           "github.com/grip-unina/ClipBased-SyntheticImageDetection (git lfs)")),
     DetectorCard(
         name="clipdet+corvi", factory=_M + "fusion:build_clipdet_corvi", paper=CLIPDET_PAPER +
         " (soft-OR fusion with Corvi et al., ICASSP 2023)",
@@ -113,21 +125,8 @@ CARDS: tuple[DetectorCard, ...] = (
                      "fit_autoencoder(images) and save(); load with detectors.load(DIR)",
         input_size="resized to size (64) inside forward",
         demo_note=_NO_FACES.format("fakebench.train.embeddings.fit_autoencoder")),
-    DetectorCard(
-        name="laundering-stage1", factory=_M + "laundering:LaunderingStage1", paper=LAUNDERING_PAPER,
-        summary="laundering detector stage 1: real vs synthetic, mean of top-M of 800 patch scores",
-        weights_note=_LAUNDERING_NOTE,
-        input_size="upscaled to >= 256, 800 random 96-px patches",
-        # our reading: random patch crops of the paper's size, light blur/JPEG augmentation
-        recipe={"crop": 96, "lr": 1e-4, "batch_size": 64, "blur_prob": 0.1, "jpeg_prob": 0.1},
-        demo_note="trained by fakebench.train.laundering.train_laundering on TAE-laundered data"),
-    DetectorCard(
-        name="laundering-stage2", factory=_M + "laundering:LaunderingStage2", paper=LAUNDERING_PAPER,
-        summary="laundering detector stage 2: laundered (<0) vs fully synthetic (>0), patch scores",
-        weights_note=_LAUNDERING_NOTE,
-        input_size="upscaled to >= 256, 800 random 96-px patches",
-        recipe={"crop": 96, "lr": 1e-4, "batch_size": 64, "blur_prob": 0.1, "jpeg_prob": 0.1},
-        demo_note="trained by fakebench.train.laundering.train_laundering on TAE-laundered data"),
+    _laundering_card(1, "real vs synthetic, mean of top-M of 800 patch scores"),
+    _laundering_card(2, "laundered (<0) vs fully synthetic (>0), patch scores"),
     DetectorCard(
         name="perspective", factory=_M + "perspective:PerspectiveDetector", paper=PERSPECTIVE_PAPER,
         summary="vanishing-point (in)consistency of detected line segments; non-differentiable",
