@@ -1,7 +1,7 @@
 """Train every defense on the built-in benchmark and rank them with the adaptive evaluation.
 
     python examples/defenses/leaderboard.py --out runs/leaderboard [--real-dir ../shared/data/kodak]
-        [--tae-weights ../shared/weights/taef2] [--limit 200] [--steps 100] [--queries 1000]
+        [--tae-weights ../shared/weights/taef2] [--purify-tae ../shared/weights/taef2] [--limit 200] [--steps 100] [--queries 1000]
 
 Writes ``<out>/robustness.md`` / ``.json`` / ``.png`` (the leaderboard: every defense at
 2/255, 4/255 and 8/255, robust TPR (evade), robust TNR (spoof), clean AUC, the attack
@@ -53,49 +53,64 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--real-dir", action="append", default=[])
-    ap.add_argument("--tae-weights", default=None)
+    ap.add_argument("--tae-weights", default=None, help="TAE weights for the benchmark's TAE fakes")
+    ap.add_argument("--purify-tae", default=None, help="TAE weights for the TAE round-trip purifier")
     ap.add_argument("--limit", type=int, default=150, help="test images (seeded subset)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--eot-iter", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--from-demo", default=None,
+                    help="a `fakebench demo` output folder: reuse its benchmark, cnnspot, res50nodown, res50nodown-at")
+    ap.add_argument("--ft-epochs", type=int, default=20, help="epochs of each adversarial fine-tuning of cnnspot")
+    ap.add_argument("--scratch-epochs", type=int, default=30,
+                    help="epochs of res50nodown PGD-AT from scratch (0: skip that row)")
     ap.add_argument("--only", default=None, help="comma-separated subset of the defenses to evaluate")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(args.out)
     t0 = time.time()
-    data = build_builtin(out / "data", real_dirs=args.real_dir, tae_weights=args.tae_weights, seed=args.seed,
-                         progress=False)
+    demo = Path(args.from_demo) if args.from_demo else None
+    if demo is not None:  # reuse the demo's benchmark and its three detectors (same seed, same recipes)
+        data = demo / "data"
+        clean, other = demo / "checkpoints" / "cnnspot", demo / "checkpoints" / "res50nodown"
+        demo_at = demo / "checkpoints" / "res50nodown-at"
+    else:
+        data = build_builtin(out / "data", real_dirs=args.real_dir, tae_weights=args.tae_weights, seed=args.seed,
+                             progress=False)
+        clean, other = out / "checkpoints" / "undefended", out / "checkpoints" / "res50nodown"
+        for name, ck in (("cnnspot", clean), ("res50nodown", other)):
+            if not (ck / "config.json").exists():
+                train_detector(name, data / "manifest.csv", ck, TrainConfig(**CLEAN, seed=args.seed, progress=False),
+                               **ARCH)
+        demo_at = _adv(out, "r50nd-pgd-evade-ft", data / "manifest.csv", other,
+                       AdvConfig("pgd", EPS, steps=3, direction="evade", warmup=150), args.seed,
+                       detector="res50nodown", epochs=6)
     manifest = data / "manifest.csv"
-    clean = out / "checkpoints" / "undefended"
-    if not (clean / "config.json").exists():
-        train_detector("cnnspot", manifest, clean, TrainConfig(**CLEAN, seed=args.seed, progress=False), **ARCH)
-    other = out / "checkpoints" / "res50nodown"
-    if not (other / "config.json").exists():
-        train_detector("res50nodown", manifest, other, TrainConfig(**CLEAN, seed=args.seed, progress=False), **ARCH)
     eps = EPS
+    ft = args.ft_epochs
     dets: dict[str, object] = {"cnnspot (undefended)": str(clean), "res50nodown (undefended)": str(other)}
-    dets["res50nodown pgd-at evade (fine-tuned, the demo's)"] = str(_adv(
-        out, "r50nd-pgd-evade-ft", manifest, other, AdvConfig("pgd", eps, steps=3, direction="evade", warmup=150),
-        args.seed, detector="res50nodown", epochs=10))
-    dets["res50nodown pgd-at evade (30 epochs)"] = str(_adv(
-        out, "r50nd-pgd-evade-30", manifest, None, AdvConfig("pgd", eps, steps=3, direction="evade", warmup=300),
-        args.seed, detector="res50nodown", epochs=30, lr=1e-3))
+    dets["res50nodown pgd-at evade (fine-tuned 6 epochs, as the demo)"] = str(demo_at)
+    if args.scratch_epochs > 0:
+        dets[f"res50nodown pgd-at evade ({args.scratch_epochs} epochs from scratch)"] = str(_adv(
+            out, "r50nd-pgd-evade-scratch", manifest, None,
+            AdvConfig("pgd", eps, steps=3, direction="evade", warmup=300), args.seed, detector="res50nodown",
+            epochs=args.scratch_epochs, lr=1e-3))
     dets["cnnspot pgd-at both, clean mix 0.5"] = str(_adv(
         out, "cnn-pgd-both", manifest, clean, AdvConfig("pgd", eps, steps=5, direction="both", clean_weight=0.5,
-                                                        warmup=300), args.seed))
+                                                        warmup=300), args.seed, epochs=ft))
     dets["cnnspot trades evade"] = str(_adv(out, "cnn-trades-evade", manifest, clean,
                                             AdvConfig("trades", eps, steps=5, direction="evade", beta=6.0,
-                                                      warmup=300), args.seed))
+                                                      warmup=300), args.seed, epochs=ft))
     dets["cnnspot fgsm-rs evade"] = str(_adv(out, "cnn-fgsm-rs-evade", manifest, clean,
                                              AdvConfig("fgsm-rs", eps, steps=1, direction="evade", warmup=300),
-                                             args.seed))
+                                             args.seed, epochs=ft))
     dets["purify jpeg q75 (cnnspot)"] = detectors.create("purify", base=str(clean), method="jpeg", quality=75)
     dets["purify blur 1px (cnnspot)"] = detectors.create("purify", base=str(clean), method="blur", sigma=1.0)
     dets["purify resize-pad (cnnspot)"] = detectors.create("purify", base=str(clean), method="resize-pad")
-    if args.tae_weights:
+    if args.purify_tae:
         dets["purify tae (cnnspot)"] = detectors.create("purify", base=str(clean), method="tae",
-                                                        tae_weights=args.tae_weights)
+                                                        tae_weights=args.purify_tae)
     smoothed = out / "checkpoints" / "smoothed-0.12"
     if not (smoothed / "config.json").exists():  # Gaussian-noise training of the wrapper (Cohen et al.)
         train_detector("smoothed", manifest, smoothed, TrainConfig(**CLEAN, seed=args.seed, progress=False),
@@ -105,15 +120,14 @@ def main() -> None:
     xtr, ktr = load_stack(select(samples, split="train"))
     ytr = torch.tensor([select(samples, split="train")[i].label for i in ktr])
     xva, _ = load_stack(select(samples, split="val"))
-    knn = detectors.create("knn-detect", base=str(clean), layers=["stem", "layer1"], k=20, pca_dim=32,
-                           score="distance")
+    knn = detectors.create("knn-detect", base=str(clean), layers=["stem"], k=20, pca_dim=32, score="distance")
     knn.fit(xtr, ytr, calibrate_on=xva)
-    dets["knn-detect distance, stem+layer1 (cnnspot)"] = knn
+    dets["knn-detect distance, stem (cnnspot)"] = knn
     trim = detectors.create("trim", base=str(clean))
     trim.calibrate(xva)
     dets["trim-style (cnnspot)"] = trim
     dets["ensemble mean: cnnspot + res50nodown-at"] = detectors.create(
-        "ensemble", members={"cnnspot": str(clean), "res50nodown-at": dets["res50nodown pgd-at evade (30 epochs)"]})
+        "ensemble", members={"cnnspot": str(clean), "res50nodown-at": str(demo_at)})
     if args.only:
         keep = {k.strip() for k in args.only.split(",")}
         dets = {k: v for k, v in dets.items() if k in keep}
