@@ -160,7 +160,7 @@ def main() -> None:
             detector="res50nodown", epochs=args.scratch_epochs, lr=1e-3))
     groups = {g.strip() for g in args.groups.split(",")}
     keep = {k.strip() for k in args.only.split(",")} if args.only else None
-    unknown = groups - {g for g, _ in rows.values()}
+    unknown = groups - {"base", "cheap", "trained", "finetuned", "scratch"}
     if unknown:
         raise SystemExit(f"--groups: unknown {sorted(unknown)}")
     dets = {name: make() for name, (g, make) in rows.items() if g in groups and (keep is None or name in keep)}
