@@ -15,12 +15,19 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageLoadError
+from .errors import CheckpointError, ImageLoadError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: Default refusal threshold for decompression bombs (pixels). 16k x 16k.
-DEFAULT_MAX_PIXELS = 16384 * 16384
+#: Memory one image may take while it is decoded and batched, and the bytes per pixel at that
+#: peak: the 8-bit RGB decode (3) + the float32 RGB array (12) + the (3, H, W) float32 copy
+#: (12) + its copy in a batch tensor (12), rounded up.
+DECODE_MEMORY_BUDGET = 2 * 2**30
+PEAK_BYTES_PER_PIXEL = 40
+#: Default refusal threshold (pixels, read from the header before decoding): what fits the
+#: budget above, about 53.7 M pixels (7300 x 7300). PIL's own bomb limit (179 M pixels) would
+#: let a 410 KB PNG of 12000 x 12000 through and take about 6 GB to score it.
+DEFAULT_MAX_PIXELS = DECODE_MEMORY_BUDGET // PEAK_BYTES_PER_PIXEL
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".bmp")
 
 
@@ -194,3 +201,29 @@ def save_png(path: PathLike, arr: np.ndarray) -> Path:
 def quantize(arr: np.ndarray) -> np.ndarray:
     """Round a float [0,1] array to the 8-bit grid (what a saved PNG holds), keeping float32."""
     return (to_uint8(arr).astype(np.float32) / 255.0)
+
+
+def load_safetensors(path: PathLike) -> dict:
+    """The tensors of a ``.safetensors`` file, on the CPU (the format holds no code: nothing is
+    unpickled). Raises one :class:`~fakebench.errors.CheckpointError` line naming the file when
+    it is missing or not a valid safetensors file (garbage, a pickle under that name, truncated)."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint file not found")
+    try:
+        return load_file(str(p), device="cpu")
+    except Exception as exc:  # SafetensorError, OSError, ...
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{p}: not a valid safetensors file ({msg})") from None
+
+
+def safe_text(text: str) -> str:
+    """``text`` with undecodable file-name bytes (surrogate escapes of a non-UTF-8 name) shown as
+    ``\\xNN``, so it can be written to SQLite, CSV and JSON; stable for the same name."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

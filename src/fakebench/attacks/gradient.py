@@ -59,6 +59,9 @@ class PGD(Attack):
         if self.threat.norm not in self.supported_norms:
             supported = ", ".join(self.supported_norms)
             raise ConfigError(f"norm: {self.name} supports {supported}, got {self.threat.norm!r}")
+        if int(self.threat.steps) < 1:  # zero steps would report the clean images as an attack
+            raise ConfigError(f"steps: {self.name} needs at least 1 step, got {self.threat.steps} "
+                              "(for no attack use 'attack: none')")
 
     def _start(self, x: torch.Tensor, generator: torch.Generator, random_start: bool) -> torch.Tensor:
         t = self.threat

@@ -12,11 +12,13 @@ def run(args: argparse.Namespace) -> int:
     from ..report import build_report, format_table
     from ..runner import Store
 
-    with Store(args.store) as st:
+    with Store(args.store, readonly=True) as st:
         runs = st.runs()
     name = args.run or (runs[-1] if runs else None)
     if name is None:
         raise FakebenchError(f"{args.store}: no runs in this store")
+    if name not in runs:
+        raise FakebenchError(f"--run {name!r}: not in {args.store} (runs: {', '.join(runs)})")
     res = build_report(args.store, name, args.out)
     print(format_table(res["summary"]))
     return 0

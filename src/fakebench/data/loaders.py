@@ -16,6 +16,8 @@ Accepted layouts (:func:`load_dataset` detects them in this order):
 from __future__ import annotations
 
 import csv
+import errno
+import logging
 import os
 import zlib
 from dataclasses import dataclass
@@ -25,7 +27,9 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..io import is_image_file
+from ..io import is_image_file, safe_text
+
+log = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -60,15 +64,48 @@ def _sort(samples: Iterable[Sample]) -> list[Sample]:
     return sorted(samples, key=lambda s: (s.path, s.label, s.generator, s.source, s.split))
 
 
-def _list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, hidden files and folders skipped), sorted."""
+def list_image_files(folder: PathLike, root: PathLike | None = None,
+                     refused: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursive, hidden files and folders skipped, folder
+    symlinks not followed), sorted. A file whose real path (symlinks resolved) lies outside
+    ``root`` (default: ``folder``), or that cannot be resolved (a symlink loop), is left out
+    with one warning line, and appended as ``(path, reason)`` to ``refused`` when given. A
+    dangling symlink inside ``root`` is listed (decoding then reports it as not found)."""
+    base = Path(root if root is not None else folder).resolve()
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if not name.startswith(".") and is_image_file(name):
-                out.append(Path(dirpath) / name)
+            if name.startswith(".") or not is_image_file(name):
+                continue
+            p = Path(dirpath) / name
+            reason = _escape_reason(p, base)
+            if reason:
+                log.warning("skipping %s: %s", safe_text(str(p)), reason)
+                if refused is not None:
+                    refused.append((p, reason))
+                continue
+            out.append(p)
     return sorted(out)
+
+
+def _escape_reason(p: Path, base: Path) -> str:
+    """Why ``p`` may not be read as part of ``base`` ('' when it may)."""
+    if not p.is_symlink():
+        return ""
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: symlink loop (Python < 3.13)
+        return "symlink cannot be resolved (loop?)"
+    if real != base and base not in real.parents:
+        return f"symlink resolves to {safe_text(str(real))}, outside {safe_text(str(base))}"
+    try:
+        os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink cannot be resolved (loop)"
+    return ""
+
 
 
 def _abs(p: Path) -> str:
@@ -95,8 +132,8 @@ def from_folders(root: PathLike) -> list[Sample]:
     if not real_dir.is_dir() or not fake_dir.is_dir():
         raise DataError(f"{r}: expected the folders real/ and fake/<generator>/")
     name = Path(_abs(r)).name
-    samples = [Sample(_abs(p), REAL, "real", name) for p in _list_images(real_dir)]
-    for p in _list_images(fake_dir):
+    samples = [Sample(_abs(p), REAL, "real", name) for p in list_image_files(real_dir, r)]
+    for p in list_image_files(fake_dir, r):
         rel = p.relative_to(fake_dir).parts
         gen = rel[0] if len(rel) > 1 else "unknown"
         samples.append(Sample(_abs(p), FAKE, gen, name))
@@ -124,7 +161,7 @@ def from_cnndetection(root: PathLike) -> list[Sample]:
             src = parent.as_posix() if parent.parts else rname
             label = REAL if d == "0_real" else FAKE
             gen = "real" if label == REAL else (parent.parts[0] if parent.parts else rname)
-            samples += [Sample(_abs(p), label, gen, src) for p in _list_images(Path(dirpath) / d)]
+            samples += [Sample(_abs(p), label, gen, src) for p in list_image_files(Path(dirpath) / d, r)]
     if not samples and not _has_cnndetection_dirs(r):
         raise DataError(f"{r}: no 0_real/ or 1_fake/ folders found (CNNDetection layout)")
     return _sort(samples)

@@ -97,10 +97,10 @@ class TrainTransform:
             raise ConfigError(f"extra: expected a callable f(img, rng) -> img, got {extra!r}")
         self.extra, self.extra_prob = extra, float(extra_prob)
         lo, hi = (float(v) for v in blur_sigma)
-        degrade._check_sigma(lo), degrade._check_sigma(hi)
+        degrade.check_sigma(lo), degrade.check_sigma(hi)
         if lo > hi:
             raise ConfigError(f"blur_sigma: low {lo} > high {hi}")
-        qlo, qhi = (degrade._check_quality(q) for q in jpeg_quality)
+        qlo, qhi = (degrade.check_quality(q) for q in jpeg_quality)
         if qlo > qhi:
             raise ConfigError(f"jpeg_quality: low {qlo} > high {qhi}")
         self.blur_prob, self.blur_sigma = float(blur_prob), (lo, hi)

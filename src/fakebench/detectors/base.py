@@ -135,9 +135,9 @@ def torch_load_safe(path: str | Path) -> Any:
     if not p.exists():
         raise CheckpointError(f"{p}: checkpoint file not found")
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from ..io import load_safetensors
 
-        return load_file(str(p))
+        return load_safetensors(p)
     try:
         return torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError, RuntimeError, zip errors...

@@ -116,8 +116,8 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
                  extra: dict[str, Any] | None = None, notes: list[str] | None = None) -> dict[str, Any]:
     """Write results.json, report.md and plots under ``out``. Returns the results dict."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with Store(store_path) as store:
+    with Store(store_path, readonly=True) as store:  # a missing store: one line, nothing created
+        out.mkdir(parents=True, exist_ok=True)
         summary = summarize_run(store, run)
         bad = store.bad_samples(run)
         plots = _plot_roc(store, run, summary, out) + _plot_eps(summary, out)

@@ -22,6 +22,7 @@ fractions (``4/255``). Every error is one line naming the field.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +35,21 @@ from ..errors import ConfigError
 _FRACTION = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?)\s*/\s*(\d+(?:\.\d*)?)\s*$")
 
 
-def parse_value(v: Any) -> Any:
-    """Turn ``"4/255"`` into 4/255 (float), recursively through lists and dicts."""
+def parse_value(v: Any, where: str = "config") -> Any:
+    """Turn ``"4/255"`` into 4/255 (float), recursively through lists and dicts. A zero
+    denominator (``"8/0"``) is one ConfigError line naming the field (``where``)."""
     if isinstance(v, str):
         m = _FRACTION.match(v)
         if m:
-            return float(m.group(1)) / float(m.group(2))
+            den = float(m.group(2))
+            if den == 0:
+                raise ConfigError(f"{where}: {v!r} divides by zero")
+            return float(m.group(1)) / den
         return v
     if isinstance(v, list):
-        return [parse_value(x) for x in v]
+        return [parse_value(x, f"{where}[{i}]") for i, x in enumerate(v)]
     if isinstance(v, dict):
-        return {k: parse_value(x) for k, x in v.items()}
+        return {k: parse_value(x, f"{where}.{k}") for k, x in v.items()}
     return v
 
 
@@ -64,6 +69,7 @@ class DetectorSpec:
     detector: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     optional: bool = False  # weights missing: skip with one line instead of failing
+    index: int = 0  # position in the config's ``detectors`` list (error messages name it)
 
 
 @dataclass
@@ -71,6 +77,7 @@ class AttackSpec:
     name: str
     attack: str
     options: dict[str, Any] = field(default_factory=dict)
+    index: int = 0  # position in the config's ``attacks`` list (a grid expands one entry into several specs)
 
 
 @dataclass
@@ -101,8 +108,17 @@ def _mapping(v: Any, where: str) -> dict[str, Any]:
 def _path(base: Path, v: Any, where: str) -> Path:
     if not isinstance(v, (str, Path)) or not str(v):
         raise ConfigError(f"{where}: expected a path, got {v!r}")
+    if "\x00" in str(v):
+        raise ConfigError(f"{where}: path {str(v)!r} contains a NUL byte")
     p = Path(v).expanduser()
     return p if p.is_absolute() else (base / p)
+
+
+def _exists(p: Path, where: str) -> bool:
+    try:
+        return p.exists()
+    except (OSError, ValueError) as exc:  # name too long, permission, ...
+        raise ConfigError(f"{where}: cannot check {str(p)[:200]!r} ({type(exc).__name__})") from None
 
 
 #: file names ending like weights are paths even without a folder separator
@@ -135,7 +151,7 @@ def _card_paths(registry: Any, name: str, where: str) -> tuple[str, ...]:
 
 
 def _int(v: Any, where: str, minimum: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v:
         raise ConfigError(f"{where}: expected an integer, got {v!r}")
     if minimum is not None and v < minimum:
         raise ConfigError(f"{where}: must be >= {minimum}, got {v}")
@@ -145,24 +161,60 @@ def _int(v: Any, where: str, minimum: int | None = None) -> int:
 KNOWN_TOP = {"run", "output", "seed", "batch_size", "device", "dataset", "detectors", "attacks"}
 
 
+def _unknown(d: dict[Any, Any], known: set[str] | tuple[str, ...], where: str, show_known: bool = False) -> None:
+    """One ConfigError line for keys of ``d`` outside ``known`` (keys of any YAML type)."""
+    unknown = sorted(str(k) for k in d if k not in known)
+    if unknown:
+        extra = f" (known: {sorted(known)})" if show_known else ""
+        raise ConfigError(f"{where}: unknown key(s) {unknown}{extra}")
+
+
+def _names(v: Any, where: str) -> list[str] | None:
+    """A string or a list of strings (``split``, ``generators``) as a list; None when absent."""
+    if v is None:
+        return None
+    items = v if isinstance(v, list) else [v]
+    if not items or not all(isinstance(x, str) and x for x in items):
+        raise ConfigError(f"{where}: expected a name or a list of names, got {v!r}")
+    return list(items)
+
+
+def check_device(v: Any, where: str) -> str:
+    """A torch device string (``cpu``, ``cuda``, ``cuda:1``, ``mps``); one line naming ``where``
+    if torch does not know it or this machine lacks it."""
+    import torch
+
+    if not isinstance(v, str) or not v:
+        raise ConfigError(f"{where}: expected a device name such as cpu or cuda:0, got {v!r}")
+    try:
+        dev = torch.device(v)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {v!r} is not a torch device ({str(exc).splitlines()[0] if str(exc) else exc})"
+                          ) from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()}
+    if not available.get(dev.type, False):
+        raise ConfigError(f"{where}: {v!r} is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{where}: {v!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return v
+
+
 def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str = "config") -> Experiment:
     """Validate a config mapping. ``base`` resolves relative paths."""
-    raw = parse_value(_mapping(raw, source))
-    unknown = set(raw) - KNOWN_TOP
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} (known: {sorted(KNOWN_TOP)})")
+    raw = parse_value(_mapping(raw, source), source)
+    _unknown(raw, KNOWN_TOP, source, show_known=True)
     ds = _mapping(_req(raw, "dataset", source), f"{source}.dataset")
-    unknown = set(ds) - {"path", "split", "generators", "limit", "max_pixels"}
-    if unknown:
-        raise ConfigError(f"{source}.dataset: unknown key(s) {sorted(unknown)}")
+    _unknown(ds, ("path", "split", "generators", "limit", "max_pixels"), f"{source}.dataset")
+    split = _names(ds.get("split"), f"{source}.dataset.split")
     dspec = DatasetSpec(
         path=_path(base, _req(ds, "path", f"{source}.dataset"), f"{source}.dataset.path"),
-        split=ds.get("split"),
-        generators=list(ds["generators"]) if ds.get("generators") else None,
+        split=split[0] if split is not None and len(split) == 1 else split,  # type: ignore[arg-type]
+        generators=_names(ds.get("generators"), f"{source}.dataset.generators") if ds.get("generators") else None,
         limit=_int(ds["limit"], f"{source}.dataset.limit", 1) if ds.get("limit") is not None else None,
         max_pixels=_int(ds["max_pixels"], f"{source}.dataset.max_pixels", 1) if ds.get("max_pixels") else None,
     )
-    if not dspec.path.exists():
+    if not _exists(dspec.path, f"{source}.dataset.path"):
         raise ConfigError(f"{source}.dataset.path: {dspec.path} does not exist")
 
     dets_raw = _req(raw, "detectors", source)
@@ -172,13 +224,11 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
     for i, d in enumerate(dets_raw):
         where = f"{source}.detectors[{i}]"
         d = _mapping(d, where)
-        unknown = set(d) - {"name", "checkpoint", "detector", "options", "optional"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+        _unknown(d, ("name", "checkpoint", "detector", "options", "optional"), where)
         if ("checkpoint" in d) == ("detector" in d):
             raise ConfigError(f"{where}: give exactly one of 'checkpoint' (a fakebench checkpoint folder) or 'detector' (a registry name)")
         ck = _path(base, d["checkpoint"], f"{where}.checkpoint") if "checkpoint" in d else None
-        if ck is not None and not (ck / "config.json").exists():
+        if ck is not None and not _exists(ck / "config.json", f"{where}.checkpoint"):
             raise ConfigError(f"{where}.checkpoint: {ck} is not a fakebench checkpoint folder (no config.json)")
         opts = dict(_mapping(d.get("options", {}) or {}, f"{where}.options"))
         if "detector" in d:
@@ -190,18 +240,20 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
         if not isinstance(optional, bool):
             raise ConfigError(f"{where}.optional: expected true or false, got {optional!r}")
         name = str(d.get("name") or (ck.name if ck else d["detector"]))
-        dets.append(DetectorSpec(name=name, checkpoint=ck, detector=d.get("detector"), options=opts, optional=optional))
+        dets.append(DetectorSpec(name=name, checkpoint=ck, detector=d.get("detector"), options=opts, optional=optional,
+                                index=i))
     names = [d.name for d in dets]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}.detectors: names must be unique, got {names}")
 
     atks: list[AttackSpec] = []
-    for i, a in enumerate(raw.get("attacks") or []):
+    atks_raw = raw.get("attacks") or []
+    if not isinstance(atks_raw, list):
+        raise ConfigError(f"{source}.attacks: expected a list, got {type(atks_raw).__name__}")
+    for i, a in enumerate(atks_raw):
         where = f"{source}.attacks[{i}]"
         a = _mapping(a, where)
-        unknown = set(a) - {"name", "attack", "options", "grid"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+        _unknown(a, ("name", "attack", "options", "grid"), where)
         kind = str(_req(a, "attack", where))
         if kind in ("clean", "none"):
             continue  # the clean pass always runs
@@ -215,7 +267,8 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
                 raise ConfigError(f"{where}.grid.{k}: expected a non-empty list")
         keys = list(grid)
         for combo in itertools.product(*[grid[k] for k in keys]) if keys else [()]:
-            atks.append(AttackSpec(name=str(a.get("name") or kind), attack=kind, options={**opts, **dict(zip(keys, combo))}))
+            atks.append(AttackSpec(name=str(a.get("name") or kind), attack=kind, options={**opts, **dict(zip(keys, combo))},
+                                  index=i))
     return Experiment(
         run=str(raw.get("run") or default_run),
         output=_path(base, raw.get("output") or f"{default_run}-results", f"{source}.output"),
@@ -224,7 +277,7 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
         attacks=atks,
         seed=_int(raw.get("seed", 0), f"{source}.seed"),
         batch_size=_int(raw.get("batch_size", 32), f"{source}.batch_size", 1),
-        device=str(raw.get("device", "cpu")),
+        device=check_device(raw.get("device", "cpu"), f"{source}.device"),
         raw=raw,
     )
 

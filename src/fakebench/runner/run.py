@@ -10,8 +10,10 @@ that all write to the same store.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import time
 import zlib
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from .. import detectors as detector_registry
 from ..data import Sample, load_dataset, select
 from ..data.pipeline import iter_batches
 from ..errors import CheckpointError, ConfigError, FakebenchError
-from ..io import DEFAULT_MAX_PIXELS
+from ..io import DEFAULT_MAX_PIXELS, safe_text
 from ..metrics import perturbation_norms
 from ..progress import progress_bar
 from .config import Experiment
@@ -54,13 +56,56 @@ class Prepared:
 
 
 def sample_id(s: Sample, root: Path | None = None) -> str:
-    """Store key of a sample: its path relative to the dataset root (portable across machines)."""
+    """Store key of a sample: its path relative to the dataset root (portable across machines);
+    bytes of a non-UTF-8 file name appear as ``\\xNN`` (:func:`fakebench.io.safe_text`)."""
     if root is not None:
         try:
-            return Path(s.path).resolve().relative_to(root).as_posix()
-        except ValueError:
+            return safe_text(Path(s.path).resolve().relative_to(root).as_posix())
+        except (ValueError, OSError, RuntimeError):  # outside the root, symlink loop
             pass
-    return s.path
+    return safe_text(s.path)
+
+
+def chunk_layout(prep: "Prepared") -> dict[str, Any]:
+    """What decides which samples chunk ``i`` holds and how its randomness is drawn: the
+    dataset, the ordered sample list (hashed), the batch size and the seed. A resumed run must
+    have the same (:meth:`Store.check_layout`)."""
+    h = hashlib.sha256()
+    for s in prep.samples:
+        h.update(f"{prep.sid(s)}\t{int(s.label)}\n".encode())
+    exp = prep.exp
+    return {"dataset": safe_text(str(exp.dataset.path.resolve())), "samples": len(prep.samples),
+            "sample_list_sha256": h.hexdigest()[:16], "batch_size": exp.batch_size, "seed": exp.seed}
+
+
+def _check_detectors(store: Store, prep: "Prepared") -> None:
+    """A detector name already in the run must still be the same detector (weights, options,
+    threshold); a new name is simply added."""
+    for name, det in prep.detectors.items():
+        stored = store.detector_config(prep.exp.run, name)
+        now = canonical(getattr(det, "config_dict", lambda: {})())
+        if stored is not None and stored != now:
+            raise ConfigError(f"{store.path}: detector {name!r} of run {prep.exp.run!r} differs from the one that "
+                              "produced its stored results (config, options or threshold changed); "
+                              "rename it, or use another output folder or run name")
+
+
+_REGISTRY_PREFIX = re.compile(r"^(?:attack|detector) '[^']*': ")
+_OPTION_MESSAGE = re.compile(r"^(?:[\w-]+ )?(\w+): (.+)$", re.S)
+
+
+def spec_error(exc: BaseException, kind: str, index: int, name: str, options: dict[str, Any]) -> ConfigError:
+    """One ConfigError line for a detector / attack the config describes but that cannot be
+    built: ``attacks[2].options.quality (jpeg): expected an integer in 1..100, got 500`` when
+    the message is about one of the entry's options, else ``attacks[2] (jpeg): <message>``."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if not isinstance(exc, FakebenchError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = _REGISTRY_PREFIX.sub("", text)
+    m = _OPTION_MESSAGE.match(text)
+    if m and m.group(1) in options:
+        return ConfigError(f"{kind}[{index}].options.{m.group(1)} ({name}): {m.group(2)}")
+    return ConfigError(f"{kind}[{index}] ({name}): {text}")
 
 
 def prepare(exp: Experiment) -> Prepared:
@@ -80,11 +125,11 @@ def prepare(exp: Experiment) -> Prepared:
                 detector_registry.create(str(spec.detector), **spec.options)
         except CheckpointError as exc:
             if not spec.optional:
-                raise ConfigError(f"detectors[{spec.name}]: {exc}") from None
+                raise ConfigError(f"detectors[{spec.index}] ({spec.name}): {exc}") from None
             log.warning("skipping detector %s (optional): %s", spec.name, exc)
             continue
-        except FakebenchError as exc:
-            raise ConfigError(f"detectors[{spec.name}]: {exc}") from None
+        except Exception as exc:  # a factory refusing its options, in whatever words: one line
+            raise spec_error(exc, "detectors", spec.index, spec.name, spec.options) from None
         dets[spec.name] = det.to(exp.device).eval()
     if not dets:
         raise ConfigError("detectors: none could be built (every optional detector lacks its weights)")
@@ -92,8 +137,8 @@ def prepare(exp: Experiment) -> Prepared:
     for spec in exp.attacks:
         try:
             atk = attack_registry.create(spec.attack, **spec.options)
-        except FakebenchError as exc:
-            raise ConfigError(f"attacks[{spec.name}]: {exc}") from None
+        except Exception as exc:  # every option of every attack is checked here, before any work
+            raise spec_error(exc, "attacks", spec.index, spec.name, spec.options) from None
         atks.append((spec.name, canonical(atk.params()), atk))
     keys = [(n, k) for n, k, _ in atks]
     if len(set(keys)) != len(keys):
@@ -113,16 +158,32 @@ def _chunk_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode())
 
 
-def _load_chunk(chunk: list[Sample], max_pixels: int, store: Store, run: str, sid):
+def min_side(detectors: dict[str, torch.nn.Module]) -> tuple[int, str]:
+    """The largest minimum input side among ``detectors`` (their cards' ``min_side``; 32 px
+    for a detector without a card) and the detector that needs it."""
+    sides = {name: int(getattr(getattr(det, "card", None), "min_side", 32)) for name, det in detectors.items()}
+    name = max(sides, key=lambda n: sides[n])
+    return sides[name], name
+
+
+def _load_chunk(chunk: list[Sample], max_pixels: int, store: Store, run: str, sid,
+                smallest: tuple[int, str] = (0, "")):
     """Decode a chunk into same-size batches (:func:`fakebench.data.pipeline.iter_batches`,
-    bucketed by size). Bad files are recorded in the store and skipped."""
+    bucketed by size). Bad files are recorded in the store and skipped; images with a side
+    below ``smallest[0]`` (the detectors' minimum input) are scored with one warning line each."""
     out = []
     by_path = {s.path: s for s in chunk}
     for x, y, idx, bad in iter_batches(chunk, max(len(chunk), 1), max_pixels=max_pixels, bucket=True):
         for path, reason in bad:
-            store.add_bad_sample(run, sid(by_path[path]), f"{path}: {reason}")
+            store.add_bad_sample(run, sid(by_path[path]), safe_text(f"{path}: {reason}"))
         if len(x):
-            out.append((x, y, [chunk[i] for i in idx.tolist()]))
+            samples = [chunk[i] for i in idx.tolist()]
+            h, w = x.shape[-2:]
+            if min(h, w) < smallest[0]:
+                for s in samples:
+                    log.warning("%s: %dx%d px is smaller than the %d px minimum input of detector %s; scored anyway",
+                                safe_text(s.path), w, h, smallest[0], smallest[1])
+            out.append((x, y, samples))
     return out
 
 
@@ -135,6 +196,8 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
     device = torch.device(exp.device)
     with Store(store_path) as store:
         store.ensure_run(exp.run, exp.raw)
+        store.check_layout(exp.run, chunk_layout(prep))
+        _check_detectors(store, prep)
         for name, det in prep.detectors.items():
             store.set_detector(exp.run, name, float(getattr(det, "threshold", 0.0)),
                                getattr(det, "config_dict", lambda: {})())
@@ -152,7 +215,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                        if (dn, a[0], a[1], ci) not in done]
             if not pending:
                 continue
-            batches = _load_chunk(chunks[ci], max_pixels, store, exp.run, prep.sid)
+            batches = _load_chunk(chunks[ci], max_pixels, store, exp.run, prep.sid, min_side(prep.detectors))
             for dname, det in prep.detectors.items():
                 for aname, akey, atk in [(CLEAN, "{}", None)] + prep.attacks:
                     if (dname, aname, akey, ci) in done:
@@ -163,8 +226,11 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         continue
                     rows = _run_unit(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
                                      _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid)
-                    store.commit_chunk(exp.run, dname, aname, akey, ci, rows)
-                    if aname == CLEAN:
+                    if not store.commit_chunk(exp.run, dname, aname, akey, ci, rows):
+                        log.info("chunk %d of %s / %s was committed by another process; keeping its rows",
+                                 ci, dname, aname)
+                        clean_cache[dname] = store.clean_scores(exp.run, dname)
+                    elif aname == CLEAN:
                         clean_cache[dname].update({r.sample: r.score_clean for r in rows})
                     bar.update(1)
         bar.close()

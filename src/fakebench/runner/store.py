@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..errors import ConfigError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run TEXT PRIMARY KEY, config TEXT NOT NULL, created REAL NOT NULL);
@@ -33,6 +35,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (run, detector, attack, params, chunk));
 CREATE TABLE IF NOT EXISTS bad_samples (
     run TEXT NOT NULL, sample TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run, sample));
+CREATE TABLE IF NOT EXISTS layout (
+    run TEXT PRIMARY KEY, layout TEXT NOT NULL);
 """
 
 RESULT_COLUMNS = ("run", "detector", "attack", "params", "sample", "label", "generator", "score_clean",
@@ -60,16 +64,29 @@ class Row:
     rejected: int | None = None
 
 
+def _short(v: Any) -> str:
+    text = json.dumps(v, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def canonical(params: dict[str, Any]) -> str:
     """Stable JSON text used as the store key of an attack configuration."""
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
 
 class Store:
-    """Thin wrapper over one SQLite file. Safe for several processes (torchrun shards)."""
+    """Thin wrapper over one SQLite file. Safe for several processes (torchrun shards, or two
+    ``fakebench evaluate`` on one output: a chunk committed by one is skipped by the other).
 
-    def __init__(self, path: str | Path) -> None:
+    ``readonly=True`` opens an existing store for reading only (reports): a missing file is one
+    ConfigError line, and nothing is created or written."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            self._open_readonly()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -78,6 +95,20 @@ class Store:
         cols = {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}
         if "rejected" not in cols:  # a store written before rejections were recorded
             self.conn.execute("ALTER TABLE results ADD COLUMN rejected INTEGER")
+
+    def _open_readonly(self) -> None:
+        if not self.path.is_file():
+            raise ConfigError(f"{self.path}: results store not found")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            self.conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a fakebench results store ({exc})") from None
+        if not {"runs", "results", "detectors"} <= tables:
+            self.conn.close()
+            raise ConfigError(f"{self.path}: not a fakebench results store (tables {sorted(tables)})")
+        self._has_layout = "layout" in tables
 
     def close(self) -> None:
         self.conn.close()
@@ -96,11 +127,36 @@ class Store:
         self.conn.execute("INSERT OR REPLACE INTO detectors VALUES (?, ?, ?, ?)",
                           (run, detector, float(threshold), canonical(config)))
 
-    def commit_chunk(self, run: str, detector: str, attack: str, params: str, chunk: int, rows: Iterable[Row]) -> None:
-        """Write ``rows`` and the chunk marker atomically."""
+    def check_layout(self, run: str, layout: dict[str, Any]) -> None:
+        """Record what defines ``run``'s chunks (dataset, sample order, batch size, seed, ...) on
+        its first call; on later calls raise one ConfigError line naming every field that
+        differs, since finished chunks would no longer hold the samples their index says."""
+        text = canonical(layout)
+        self.conn.execute("INSERT OR IGNORE INTO layout VALUES (?, ?)", (run, text))
+        (stored,) = self.conn.execute("SELECT layout FROM layout WHERE run = ?", (run,)).fetchone()
+        if stored == text:
+            return
+        old = json.loads(stored)
+        changed = [f"{k} {_short(old.get(k))} -> {_short(layout.get(k))}" for k in sorted(set(old) | set(layout))
+                   if old.get(k) != layout.get(k)]
+        raise ConfigError(f"{self.path}: run {run!r} was started with other settings ({'; '.join(changed)}); "
+                          "resuming would mix chunks: restore them, or use another output folder or run name")
+
+    def detector_config(self, run: str, detector: str) -> str | None:
+        """The stored configuration (canonical JSON) of ``detector`` in ``run``, or None."""
+        row = self.conn.execute("SELECT config FROM detectors WHERE run = ? AND detector = ?", (run, detector)).fetchone()
+        return None if row is None else row[0]
+
+    def commit_chunk(self, run: str, detector: str, attack: str, params: str, chunk: int, rows: Iterable[Row]) -> bool:
+        """Write ``rows`` and the chunk marker atomically. Returns False (writing nothing) when
+        another process committed the same chunk meanwhile."""
         cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
+            if cur.execute("SELECT 1 FROM chunks WHERE run = ? AND detector = ? AND attack = ? AND params = ? "
+                           "AND chunk = ?", (run, detector, attack, params, chunk)).fetchone():
+                cur.execute("ROLLBACK")
+                return False
             cur.executemany(
                 f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
                 [(run, r.detector, r.attack, r.params, r.sample, int(r.label), r.generator, r.score_clean,
@@ -111,6 +167,7 @@ class Store:
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+        return True
 
     def add_bad_sample(self, run: str, sample: str, reason: str) -> None:
         self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))

@@ -25,6 +25,7 @@ from ..data import Sample, load_dataset, select, split_samples
 from ..data.pipeline import ImageDataset, collate_skip_bad
 from ..data.transforms import EvalTransform, TrainTransform
 from ..errors import ConfigError, DataError
+from ..io import load_safetensors
 from ..progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -186,15 +187,13 @@ def build_trainable(detector_name: str, **detector_options: Any) -> "detectors.D
 
 def init_from(det: torch.nn.Module, checkpoint: str | Path) -> None:
     """Load the weights of a fakebench checkpoint folder into ``det`` (strict: same architecture)."""
-    from safetensors.torch import load_file
-
     from ..detectors import WEIGHTS_FILE
     from ..detectors.base import load_state_dict_strict
 
     path = Path(checkpoint) / WEIGHTS_FILE
     if not path.is_file():
         raise ConfigError(f"init: {path} not found (expected a fakebench checkpoint folder)")
-    load_state_dict_strict(det, load_file(str(path)), str(path))
+    load_state_dict_strict(det, load_safetensors(path), str(path))
 
 
 def _train_loader(train: list[Sample], cfg: TrainConfig) -> tuple[ImageDataset, DataLoader]:
