@@ -59,9 +59,10 @@ def sample_id(s: Sample, root: Path | None = None) -> str:
     """Store key of a sample: its path relative to the dataset root (portable across machines);
     bytes of a non-UTF-8 file name appear as ``\\xNN`` (:func:`fakebench.io.safe_text`)."""
     if root is not None:
-        try:
-            return safe_text(Path(s.path).resolve().relative_to(root).as_posix())
-        except (ValueError, OSError, RuntimeError):  # outside the root, symlink loop
+        p = Path(s.path)
+        try:  # the folder is resolved, not the file: a symlink keeps its own name
+            return safe_text((p.parent.resolve() / p.name).relative_to(root).as_posix())
+        except (ValueError, OSError, RuntimeError):  # outside the root, unresolvable folder
             pass
     return safe_text(s.path)
 
@@ -78,13 +79,29 @@ def chunk_layout(prep: "Prepared") -> dict[str, Any]:
             "sample_list_sha256": h.hexdigest()[:16], "batch_size": exp.batch_size, "seed": exp.seed}
 
 
+def detector_record(prep: "Prepared", name: str) -> dict[str, Any]:
+    """What the store keeps about a detector: its config (registry name, options, threshold,
+    meta) and, for a checkpoint folder, the sha256 of its weights file."""
+    rec = dict(getattr(prep.detectors[name], "config_dict", lambda: {})())
+    spec = next((d for d in prep.exp.detectors if d.name == name), None)
+    if spec is not None and spec.checkpoint is not None:
+        h = hashlib.sha256()
+        with open(spec.checkpoint / detector_registry.WEIGHTS_FILE, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        rec["weights_sha256"] = h.hexdigest()
+    return rec
+
+
 def _check_detectors(store: Store, prep: "Prepared") -> None:
-    """A detector name already in the run must still be the same detector (weights, options,
-    threshold); a new name is simply added."""
-    for name, det in prep.detectors.items():
+    """A detector name already in the run must still be the same detector (weights file,
+    options, threshold); a new name is simply added."""
+    for name in prep.detectors:
         stored = store.detector_config(prep.exp.run, name)
-        now = canonical(getattr(det, "config_dict", lambda: {})())
-        if stored is not None and stored != now:
+        rec = detector_record(prep, name)
+        if stored is not None and "weights_sha256" not in stored:  # recorded before weights were hashed
+            rec.pop("weights_sha256", None)
+        if stored is not None and stored != canonical(rec):
             raise ConfigError(f"{store.path}: detector {name!r} of run {prep.exp.run!r} differs from the one that "
                               "produced its stored results (config, options or threshold changed); "
                               "rename it, or use another output folder or run name")
@@ -199,8 +216,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
         store.check_layout(exp.run, chunk_layout(prep))
         _check_detectors(store, prep)
         for name, det in prep.detectors.items():
-            store.set_detector(exp.run, name, float(getattr(det, "threshold", 0.0)),
-                               getattr(det, "config_dict", lambda: {})())
+            store.set_detector(exp.run, name, float(getattr(det, "threshold", 0.0)), detector_record(prep, name))
         done = store.done_chunks(exp.run)
         bs = exp.batch_size
         chunks = [prep.samples[i : i + bs] for i in range(0, len(prep.samples), bs)]

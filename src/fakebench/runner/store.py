@@ -99,7 +99,10 @@ class Store:
     def _open_readonly(self) -> None:
         if not self.path.is_file():
             raise ConfigError(f"{self.path}: results store not found")
-        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        # no write-ahead log beside it (the last writer closed cleanly): open it as immutable, so
+        # that SQLite creates no -wal / -shm files either; else read-only through the live log
+        live = Path(f"{self.path}-wal").exists()
+        uri = f"{self.path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}"
         try:
             self.conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
