@@ -464,3 +464,37 @@ def test_item9_degenerate_perspective_groups_are_errors(segments, needle):
         parse_perspective(_perspective(segments))
     assert needle in str(info.value)
     parse_perspective(_perspective([[10, 10, 50, 60], [30, 20, 90, 100], [100, 10, 120, 80]]))  # distinct: fine
+
+
+# -- beyond the list: fakebench's own output names in a non-empty --out ----------------------------
+
+def _overwrite_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "overwriting" in r.getMessage()]
+
+
+def test_out_overwrite_is_said_in_one_line_attack(tmp_path, caplog):
+    data = _folder_dataset(tmp_path / "data", n=1)
+    argv = ["attack", str(_checkpoint(tmp_path / "ck")), "--attack", "jpeg", "--in", str(data),
+            "--out", str(tmp_path / "adv")]
+    (tmp_path / "adv").mkdir()
+    (tmp_path / "adv" / "unrelated.txt").write_text("mine")
+    with caplog.at_level(logging.WARNING):
+        assert main(argv) == 0
+        assert _overwrite_lines(caplog) == []  # nothing of ours there yet
+        assert main(argv) == 0
+    lines = _overwrite_lines(caplog)
+    assert len(lines) == 1 and "overwriting 4 existing file(s)" in lines[0] and "attack.csv" in lines[0]
+    assert (tmp_path / "adv" / "unrelated.txt").read_text() == "mine"
+
+
+def test_out_overwrite_is_said_in_one_line_report(tmp_path, caplog):
+    manifest = make_tiny_dataset(tmp_path / "data", n_per_class=4)
+    db = evaluate(load_experiment(_config(tmp_path, manifest, _checkpoint(tmp_path / "ck"), attacks=[])),
+                  progress=False)
+    argv = ["report", "--store", str(db), "--out", str(tmp_path / "rep")]
+    with caplog.at_level(logging.WARNING):
+        assert main(argv) == 0
+        assert _overwrite_lines(caplog) == []
+        assert main(argv) == 0
+    lines = _overwrite_lines(caplog)
+    assert len(lines) == 1 and "report.md" in lines[0] and "results.json" in lines[0]

@@ -7,6 +7,7 @@ line, ``"<path>: <reason>"``. Images come back as RGB float32 arrays of shape (H
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import CheckpointError, ImageLoadError
 
 PathLike = Union[str, "os.PathLike[str]"]
+log = logging.getLogger(__name__)
 
 #: Memory one image may take while it is decoded and batched, and the bytes per pixel at that
 #: peak: the 8-bit RGB decode (3) + the float32 RGB array (12) + the (3, H, W) float32 copy
@@ -227,3 +229,15 @@ def safe_text(text: str) -> str:
         return text
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def note_overwrites(out: PathLike, names: "list[str]") -> list[str]:
+    """Log ONE warning line when ``out`` already holds files named like fakebench's outputs
+    (``names``, relative to ``out``), which the command is about to overwrite; returns them."""
+    root = Path(out)
+    hit = [n for n in names if (root / n).is_file()]
+    if hit:
+        shown = ", ".join(safe_text(n) for n in hit[:3]) + (f" and {len(hit) - 3} more" if len(hit) > 3 else "")
+        log.warning("%s: overwriting %d existing file(s) with fakebench's output: %s", safe_text(str(root)),
+                    len(hit), shown)
+    return hit

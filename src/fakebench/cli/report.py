@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..errors import FakebenchError
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io import note_overwrites
     from ..report import build_report, format_table
     from ..runner import Store
 
@@ -19,7 +21,11 @@ def run(args: argparse.Namespace) -> int:
         raise FakebenchError(f"{args.store}: no runs in this store")
     if name not in runs:
         raise FakebenchError(f"--run {name!r}: not in {args.store} (runs: {', '.join(runs)})")
-    res = build_report(args.store, name, args.out)
+    out = Path(args.out)
+    if out.is_dir():  # one line when a previous report's files are about to be replaced
+        note_overwrites(out, sorted(p.name for p in out.iterdir() if p.name in ("results.json", "report.md")
+                                    or (p.suffix == ".png" and p.name.startswith(("roc_", "accuracy_vs_eps")))))
+    res = build_report(args.store, name, out)
     print(format_table(res["summary"]))
     return 0
 

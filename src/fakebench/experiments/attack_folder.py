@@ -34,11 +34,12 @@ from ..attacks.base import Attack, target_mask
 from ..data import Sample, list_image_files
 from ..data.pipeline import iter_batches
 from ..errors import ConfigError, FakebenchError
-from ..io import safe_text, save_png
+from ..io import note_overwrites, safe_text, save_png
 
 log = logging.getLogger(__name__)
 
 CSV_NAME = "attack.csv"
+JSON_NAME = "attack.json"
 REAL_DIRS = {"real", "0_real"}
 FAKE_DIRS = {"fake", "1_fake"}
 COLUMNS = ("file", "output", "label", "attacked", "score_before", "score_after", "l0", "l2", "linf", "psnr",
@@ -172,6 +173,7 @@ def attack_folder(detector: torch.nn.Module, attack: Attack, in_dir: str | Path,
     if not files and not refused:
         raise ConfigError(f"{src}: no images found")
     rows = _plan(files, src, out, label, attack.threat.direction)
+    note_overwrites(out, [CSV_NAME, JSON_NAME] + [r["output"] for r in rows])
     for p, reason in refused:  # listed, never opened: the CSV says why
         rows.append({**{k: "" for k in COLUMNS}, "file": p.relative_to(src).as_posix(), "path": str(p),
                      "label": "", "status": f"skipped: {reason}"})
