@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis): hostile configs and hostile image bytes give either a
 valid result or ONE line naming the field / file, never a traceback.
 
-Each property runs 200 examples in the normal suite; the ``slow`` variants run more. Configs
+Each property runs 200 examples in the normal suite; the ``slow`` variants run 600. Configs
 are checked up to the start of work (parse + build every detector and attack, which is where
 every option is validated); no example trains or evaluates a model.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -31,7 +31,7 @@ from conftest import make_tiny_dataset, shared_dir
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
-MORE = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+MORE = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
 
 # -- configs -----------------------------------------------------------------------------------
@@ -125,10 +125,12 @@ def _check_config(cfg: dict[str, Any], workdir: Path) -> None:
     try:
         exp = parse_experiment(copy.deepcopy(cfg), workdir, default_run="exp", source="exp.yaml")
         prepare(exp)
+        event("valid up to the start of work")
     except FakebenchError as exc:
         msg = str(exc)
         assert msg and "\n" not in msg, msg
         assert any(f in msg for f in FIELDS), f"no field named in {msg!r}"
+        event("one-line error")
     # anything else (TypeError, ValueError, ZeroDivisionError, ...) fails the property
 
 
@@ -202,7 +204,9 @@ def _check_bytes(blob: bytes, path: Path) -> None:
     except ImageLoadError as exc:
         msg = str(exc)
         assert msg.startswith(str(path)) and "\n" not in msg, msg
+        event("one-line skip")
     else:
+        event("decoded")
         assert arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.float32
         assert np.isfinite(arr).all() and arr.min() >= 0 and arr.max() <= 1
     # the pipeline: one image, or one skip line naming the file; never an exception

@@ -344,6 +344,26 @@ def test_item6_pixel_bomb_costs_only_itself_in_a_chunk(tmp_path):
     assert "too large" in reason
 
 
+def test_item6_large_jpeg_decoded_at_a_reduced_draft_for_resizing_detectors(tmp_path):
+    from PIL import Image
+
+    from fakebench.runner.run import draft_side
+
+    p = tmp_path / "big.jpg"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((1600, 2000, 3)) * 255).astype(np.uint8)).save(p, quality=90)
+    with pytest.raises(ImageLoadError, match="too large"):
+        io.load_image(p, max_pixels=1_000_000)
+    small = io.load_image(p, max_pixels=1_000_000, draft_side=224)  # DCT scale 1/4: 500x400
+    assert small.shape == (400, 500, 3)
+    full = io.load_image(p)
+    ref = full.reshape(400, 4, 500, 4, 3).mean(axis=(1, 3))  # the draft is close to a 4x4 box average
+    assert np.abs(small - ref).mean() < 0.05
+    assert io.load_image(p, draft_side=1000).shape == full.shape  # sides < 2 x draft_side: full decode
+    tiny = detectors.create("cnnspot", arch="resnet10", width=8)
+    assert draft_side({"a": tiny}) is None  # a detector that sees the image at its own size: never
+
+
 def test_item6_failed_decode_costs_only_that_image(tmp_path, monkeypatch):
     from fakebench.data import Sample
     from fakebench.data.pipeline import iter_batches

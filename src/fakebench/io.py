@@ -105,12 +105,16 @@ def _png16_color(path: Path, img: Image.Image, rawmode: str) -> np.ndarray | Non
     return np.ascontiguousarray(arr[..., :3], dtype=np.float32)
 
 
-def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, draft_side: int | None = None) -> np.ndarray:
     """Decode ``path`` to an RGB float32 array (H, W, 3) in [0, 1].
 
     Handles PNG 8/16-bit, JPEG (incl. CMYK), WebP, TIFF, GIF (first frame), greyscale,
     palette and alpha (composited on white). EXIF orientation is applied. Images with more
     than ``max_pixels`` pixels are refused before decoding (decompression bombs).
+
+    ``draft_side`` (for detectors that resize their input anyway): a JPEG whose sides are both
+    at least twice this is decoded at a reduced DCT scale (1/2, 1/4 or 1/8, PIL's ``draft``)
+    whose sides stay >= ``draft_side``; ``max_pixels`` then applies to the reduced size.
 
     Raises:
         ImageLoadError: one line naming the file and the cause.
@@ -129,6 +133,9 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as img:
                 w, h = img.size
+                if draft_side and img.format == "JPEG" and min(w, h) >= 2 * int(draft_side):
+                    img.draft(img.mode, (int(draft_side), int(draft_side)))
+                    w, h = img.size
                 if w < 1 or h < 1:
                     raise ImageLoadError(p, f"invalid size {w}x{h}")
                 if w * h > max_pixels:

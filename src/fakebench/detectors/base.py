@@ -62,6 +62,12 @@ class Detector(nn.Module):
         self._card = value
 
     @property
+    def resizes_to(self) -> int | None:
+        """The side every input is resized to inside ``forward`` (None: images are used at their
+        own size). The runner may then decode large JPEGs at a reduced scale, never below it."""
+        return None
+
+    @property
     def differentiable(self) -> bool:
         card = self.card
         return bool(card.differentiable) if card is not None else True

@@ -140,6 +140,12 @@ class CLIPLinearDetector(Detector):
 
     # -- module plumbing -------------------------------------------------------------------
     @property
+    def resizes_to(self) -> int | None:
+        """``image_size`` with the CLIP preprocessing (shorter side resized); None for
+        ``center_crop``, which crops the image at its own scale."""
+        return self.image_size if self.preprocess == "clip" else None
+
+    @property
     def backbone(self) -> nn.Module:
         """The frozen open_clip image tower (always in eval mode, requires_grad False)."""
         return self._frozen[0]

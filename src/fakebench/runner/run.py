@@ -183,14 +183,22 @@ def min_side(detectors: dict[str, torch.nn.Module]) -> tuple[int, str]:
     return sides[name], name
 
 
+def draft_side(detectors: dict[str, torch.nn.Module]) -> int | None:
+    """The side large JPEGs may be decoded at (:func:`fakebench.io.load_image`): the largest
+    ``resizes_to`` of the detectors when every one of them resizes its input, else None."""
+    sides = [getattr(det, "resizes_to", None) for det in detectors.values()]
+    return max(sides) if sides and all(isinstance(s, int) and s > 0 for s in sides) else None  # type: ignore[type-var]
+
+
 def _load_chunk(chunk: list[Sample], max_pixels: int, store: Store, run: str, sid,
-                smallest: tuple[int, str] = (0, "")):
+                smallest: tuple[int, str] = (0, ""), draft: int | None = None):
     """Decode a chunk into same-size batches (:func:`fakebench.data.pipeline.iter_batches`,
     bucketed by size). Bad files are recorded in the store and skipped; images with a side
     below ``smallest[0]`` (the detectors' minimum input) are scored with one warning line each."""
     out = []
     by_path = {s.path: s for s in chunk}
-    for x, y, idx, bad in iter_batches(chunk, max(len(chunk), 1), max_pixels=max_pixels, bucket=True):
+    for x, y, idx, bad in iter_batches(chunk, max(len(chunk), 1), max_pixels=max_pixels, bucket=True,
+                                       draft_side=draft):
         for path, reason in bad:
             store.add_bad_sample(run, sid(by_path[path]), safe_text(f"{path}: {reason}"))
         if len(x):
@@ -231,7 +239,8 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                        if (dn, a[0], a[1], ci) not in done]
             if not pending:
                 continue
-            batches = _load_chunk(chunks[ci], max_pixels, store, exp.run, prep.sid, min_side(prep.detectors))
+            batches = _load_chunk(chunks[ci], max_pixels, store, exp.run, prep.sid, min_side(prep.detectors),
+                                  draft_side(prep.detectors))
             for dname, det in prep.detectors.items():
                 for aname, akey, atk in [(CLEAN, "{}", None)] + prep.attacks:
                     if (dname, aname, akey, ci) in done:
