@@ -38,6 +38,9 @@ from fakebench import detectors
 from fakebench.cli import main
 from fakebench.io import save_png
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import write_png_bomb
+
 
 class Lines(logging.Handler):
     def __init__(self) -> None:
@@ -61,7 +64,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, list[str]]:
                 rc = main(argv)
             except SystemExit as exc:
                 rc = int(exc.code or 0)
-            except BaseException as exc:  # noqa: BLE001 - a traceback is what the probe counts
+            except BaseException as exc:  # noqa: BLE001 - what the probe counts as a traceback
                 err.write(f"Traceback: {type(exc).__name__}: {exc}\n")
                 rc = -1
     finally:
@@ -102,7 +105,8 @@ class Writes:
         allow = [a.relative_to(self.root).as_posix().rstrip("/") + "/" for a in allowed]
         for k in sorted(set(before) | set(after)):
             if before.get(k) != after.get(k) and not any((k + "/").startswith(a) or k == a for a in allow):
-                self.violations.append(f"{what}: {'created' if k not in before else 'deleted' if k not in after else 'changed'} {k}")
+                change = "created" if k not in before else "deleted" if k not in after else "changed"
+                self.violations.append(f"{what}: {change} {k}")
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -112,17 +116,6 @@ def checkpoint(path: Path, seed: int = 0) -> Path:
     det = detectors.create("cnnspot", arch="resnet10", width=8).eval()
     det.threshold = 0.1
     return det.save(path)
-
-
-def png_1bit(path: Path, w: int, h: int) -> None:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    comp = zlib.compressobj(9)
-    row = b"\x00" * (1 + (w + 7) // 8)
-    idat = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def png_header_only(path: Path, w: int, h: int) -> None:
@@ -159,7 +152,7 @@ def bad_image_folder(root: Path, outside: Path) -> tuple[list[str], dict[str, st
         "dangling symlink": ("dangling.png", lambda p: p.symlink_to(d / "nothing.png")),
         "symlink to a file outside": ("escape.png", lambda p: p.symlink_to(outside / "secret.png")),
         "symlink to /etc/passwd": ("pw.png", lambda p: p.symlink_to("/etc/passwd")),
-        "pixel bomb 12000x12000 PNG": ("bomb.png", lambda p: png_1bit(p, 12000, 12000)),
+        "pixel bomb 12000x12000 PNG": ("bomb.png", lambda p: write_png_bomb(p, 12000, 12000)),
         "header claims 100000x100000": ("claims.png", lambda p: png_header_only(p, 100000, 100000)),
         "1x1 image": ("one.png", lambda p: save_png(p, np.zeros((1, 1, 3)))),
         "2x500 sliver": ("sliver.png", lambda p: save_png(p, np.zeros((2, 500, 3)))),
@@ -213,9 +206,8 @@ def probe_images(root: Path, ck: Path, writes: Writes) -> list[tuple[str, int, i
         if not ok:
             print(f"  evaluate: {kind}: {len(mention)} line(s), rows {per_file.get(name)}", file=sys.stderr)
     complete = rc == 0 and "Traceback" not in err and good_ok
-    results.append(("bad images: evaluate", len(bad), handled if complete else 0,
-                    f"exit {rc}; every good image ({len(good)}, one with a non-UTF-8 name) has clean + jpeg rows: "
-                    f"{good_ok}"))
+    note = f"exit {rc}; every good image ({len(good)}, one with a non-UTF-8 name) has clean + jpeg rows: {good_ok}"
+    results.append(("bad images: evaluate", len(bad), handled if complete else 0, note))
 
     with writes.watch("attack (bad images)", root / "images_adv"):
         rc, err, lines = run_cli(["attack", str(ck), "--attack", "jpeg", "--opt", "quality=70", "--in", str(data),
@@ -307,7 +299,8 @@ def probe_configs(root: Path, ck: Path, data: Path, writes: Writes) -> tuple[str
         with writes.watch(f"evaluate (config: {name})", root / "cfg_out"):
             rc, err, _ = run_cli(["evaluate", "--no-progress", "--config", str(cfg)])
         errs = [ln for ln in err.splitlines() if ln.startswith("fakebench: error")]
-        ok = rc == 2 and len(errs) == 1 and "Traceback" not in err and not (root / "cfg_out" / "results.sqlite").exists()
+        ok = rc == 2 and len(errs) == 1 and "Traceback" not in err
+        ok = ok and not (root / "cfg_out" / "results.sqlite").exists()
         handled += ok
         if not ok:
             bad.append(f"{name}: exit {rc}, {err.strip()[:200]!r}")
@@ -396,8 +389,9 @@ def probe_writes(root: Path, ck: Path, data: Path, writes: Writes) -> list[tuple
 
     out = []
     with writes.watch("report --store typo/path.sqlite", root / "rep"):
-        rc, err, _ = run_cli(["report", "--store", str(root / "typo" / "path.sqlite"), "--out", str(root / "rep")])
-    out.append(("report on a missing store", 1, int(rc == 2 and not (root / "typo").exists()), "refused, nothing created"))
+        rc, _, _ = run_cli(["report", "--store", str(root / "typo" / "path.sqlite"), "--out", str(root / "rep")])
+    refused = rc == 2 and not (root / "typo").exists()
+    out.append(("report on a missing store", 1, int(refused), "refused, nothing created"))
     bench = root / "bench"
     build_builtin(bench, patch=16, n_train=8, n_val=4, n_test=8, train_steps=1, seed=0, progress=False)
     (bench / "images" / "my_photo.png").write_bytes(b"mine")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,20 @@ def make_pattern_dataset(root: Path, n_per_class: int = 60, size: int = 32, ampl
         w.writerow(["path", "label", "generator", "split", "source"])
         w.writerows(rows)
     return root / "manifest.csv"
+
+
+def write_png_bomb(path: Path, w: int, h: int) -> Path:
+    """A valid black 1-bit PNG of w x h that compresses to a few kilobytes: a pixel bomb (a
+    12000 x 12000 one decodes to 432 MB of 8-bit RGB, 1.7 GB as float32)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + (w + 7) // 8)
+    idat = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
 
 
 @pytest.fixture(scope="module")

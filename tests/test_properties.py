@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import make_tiny_dataset, shared_dir
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -25,8 +26,6 @@ from fakebench.errors import FakebenchError, ImageLoadError
 from fakebench.io import load_image
 from fakebench.runner import prepare
 from fakebench.runner.config import parse_experiment
-
-from conftest import make_tiny_dataset, shared_dir
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -223,7 +223,7 @@ def load_safetensors(path: PathLike) -> dict:
         raise CheckpointError(f"{p}: checkpoint file not found")
     try:
         return load_file(str(p), device="cpu")
-    except Exception as exc:  # SafetensorError, OSError, ...
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{p}: not a valid safetensors file ({msg})") from None
 
@@ -238,7 +238,7 @@ def safe_text(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def note_overwrites(out: PathLike, names: "list[str]") -> list[str]:
+def note_overwrites(out: PathLike, names: list[str]) -> list[str]:
     """Log ONE warning line when ``out`` already holds files named like fakebench's outputs
     (``names``, relative to ``out``), which the command is about to overwrite; returns them."""
     root = Path(out)

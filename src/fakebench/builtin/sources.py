@@ -13,8 +13,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ImageLoadError
 from ..data import list_image_files
+from ..errors import ConfigError, ImageLoadError
 from ..io import load_image
 from .layout import SPLITS, VIEWS, PathLike
 

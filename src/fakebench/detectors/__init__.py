@@ -87,7 +87,7 @@ def load(directory: str | Path) -> "Detector":
         det = create(name, **options)
     except FakebenchError as exc:
         raise CheckpointError(f"{d / CONFIG_FILE}: {exc}") from None
-    except Exception as exc:  # the factory refusing the recorded options in its own words
+    except Exception as exc:  # noqa: BLE001 - the factory refusing the recorded options in its own words
         msg = str(exc).splitlines()[0] if str(exc) else ""
         raise CheckpointError(f"{d / CONFIG_FILE}: field 'options': {type(exc).__name__}: {msg}") from None
     wpath = d / WEIGHTS_FILE

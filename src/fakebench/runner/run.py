@@ -67,7 +67,7 @@ def sample_id(s: Sample, root: Path | None = None) -> str:
     return safe_text(s.path)
 
 
-def chunk_layout(prep: "Prepared") -> dict[str, Any]:
+def chunk_layout(prep: Prepared) -> dict[str, Any]:
     """What decides which samples chunk ``i`` holds and how its randomness is drawn: the
     dataset, the ordered sample list (hashed), the batch size and the seed. A resumed run must
     have the same (:meth:`Store.check_layout`)."""
@@ -79,7 +79,7 @@ def chunk_layout(prep: "Prepared") -> dict[str, Any]:
             "sample_list_sha256": h.hexdigest()[:16], "batch_size": exp.batch_size, "seed": exp.seed}
 
 
-def detector_record(prep: "Prepared", name: str) -> dict[str, Any]:
+def detector_record(prep: Prepared, name: str) -> dict[str, Any]:
     """What the store keeps about a detector: its config (registry name, options, threshold,
     meta) and, for a checkpoint folder, the sha256 of its weights file."""
     rec = dict(getattr(prep.detectors[name], "config_dict", lambda: {})())
@@ -93,7 +93,7 @@ def detector_record(prep: "Prepared", name: str) -> dict[str, Any]:
     return rec
 
 
-def _check_detectors(store: Store, prep: "Prepared") -> None:
+def _check_detectors(store: Store, prep: Prepared) -> None:
     """A detector name already in the run must still be the same detector (weights file,
     options, threshold); a new name is simply added."""
     for name in prep.detectors:
@@ -108,7 +108,7 @@ def _check_detectors(store: Store, prep: "Prepared") -> None:
 
 
 _REGISTRY_PREFIX = re.compile(r"^(?:attack|detector) '[^']*': ")
-_OPTION_MESSAGE = re.compile(r"^(?:[\w-]+ )?(\w+): (.+)$", re.S)
+_OPTION_MESSAGE = re.compile(r"^(?:[\w-]+ )?(\w+): (.+)$", re.DOTALL)
 
 
 def spec_error(exc: BaseException, kind: str, index: int, name: str, options: dict[str, Any]) -> ConfigError:
@@ -145,7 +145,7 @@ def prepare(exp: Experiment) -> Prepared:
                 raise ConfigError(f"detectors[{spec.index}] ({spec.name}): {exc}") from None
             log.warning("skipping detector %s (optional): %s", spec.name, exc)
             continue
-        except Exception as exc:  # a factory refusing its options, in whatever words: one line
+        except Exception as exc:  # noqa: BLE001 - a factory refusing its options, in whatever words: one line
             raise spec_error(exc, "detectors", spec.index, spec.name, spec.options) from None
         dets[spec.name] = det.to(exp.device).eval()
     if not dets:
@@ -154,7 +154,7 @@ def prepare(exp: Experiment) -> Prepared:
     for spec in exp.attacks:
         try:
             atk = attack_registry.create(spec.attack, **spec.options)
-        except Exception as exc:  # every option of every attack is checked here, before any work
+        except Exception as exc:  # noqa: BLE001 - every option of every attack is checked here, before any work
             raise spec_error(exc, "attacks", spec.index, spec.name, spec.options) from None
         atks.append((spec.name, canonical(atk.params()), atk))
     keys = [(n, k) for n, k, _ in atks]
