@@ -36,8 +36,8 @@ def test_preset_gives_the_paper_configuration_and_explicit_options_win():
     atk = attacks.create("di-fgsm", preset="derosa2024")
     t = atk.threat
     assert (t.eps, t.steps, t.step_size, t.norm) == (8 / 255, 10, 2 / 255, "linf")
-    assert PRESETS["derosa2024"]["eps"] == 8 / 255
-    t2 = attacks.create("r-fgsm", preset="derosa2024", eps=4 / 255, direction="spoof").threat
+    assert PRESETS["derosa2024"]["pgd"]["eps"] == 8 / 255
+    t2 = attacks.create("pgd", preset="derosa2024", eps=4 / 255, direction="spoof").threat
     assert (t2.eps, t2.steps, t2.direction) == (4 / 255, 10, "spoof")
     assert attacks.create("uap", preset="derosa2024").threat.eps == 8 / 255
     with pytest.raises(ConfigError, match="preset"):
