@@ -273,7 +273,8 @@ class DeepFoolUAP(LinfUniversalPerturbation):
     ``max_iter_df``: DeepFool's; ``delta``: stop at fooling rate ``1 - delta``; ``patience``:
     passes without a better fooling rate before stopping (their ``max_iter_uni``);
     ``max_passes``: a hard cap (theirs is unbounded); ``val_fraction``: the held-out tail of
-    the fit set for the fooling rate. The perturbation has the size of the first fit image
+    the fit set for the fooling rate; ``keep``: ``"last"`` (theirs: the perturbation after the
+    last pass) or ``"best"`` (the pass with the best held-out fooling rate). The perturbation has the size of the first fit image
     (or ``size``); fit images of another size are resized to it; ``apply="resize"|"tile"``
     adapts it to each attacked image. :meth:`fit_report` gives the fooling rate per pass."""
 
@@ -281,7 +282,8 @@ class DeepFoolUAP(LinfUniversalPerturbation):
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, size: int | tuple[int, int] | None = None,
                  apply: str = "resize", overshoot: float = 0.02, delta: float = 0.01, max_iter_df: int = 10,
-                 patience: int = 2, max_passes: int = 20, val_fraction: float = 0.2, **kwargs: Any) -> None:
+                 patience: int = 2, max_passes: int = 20, val_fraction: float = 0.2, keep: str = "last",
+                 **kwargs: Any) -> None:
         super().__init__(threat, seed, size=size, apply=apply, **kwargs)
         for name, v, lo in (("max_iter_df", max_iter_df, 2), ("patience", patience, 1), ("max_passes", max_passes, 1)):
             if isinstance(v, bool) or int(v) != v or int(v) < lo:
@@ -295,12 +297,15 @@ class DeepFoolUAP(LinfUniversalPerturbation):
         self.overshoot, self.delta = float(overshoot), float(delta)
         self.max_iter_df, self.patience, self.max_passes = int(max_iter_df), int(patience), int(max_passes)
         self.val_fraction = float(val_fraction)
+        if keep not in ("last", "best"):
+            raise ConfigError(f"keep: {keep!r} is not 'last' or 'best'")
+        self.keep = keep
         self._reports: "weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "overshoot": self.overshoot,
                 "delta": self.delta, "max_iter_df": self.max_iter_df, "patience": self.patience,
-                "max_passes": self.max_passes, "val_fraction": self.val_fraction}
+                "max_passes": self.max_passes, "val_fraction": self.val_fraction, "keep": self.keep}
 
     def fit_report(self, detector: torch.nn.Module) -> dict[str, Any] | None:
         """``{"fooling_rate": [per pass], "n_fit": .., "n_val": ..}`` of the last fit for ``detector``."""
@@ -320,7 +325,7 @@ class DeepFoolUAP(LinfUniversalPerturbation):
         eps = float(self.threat.eps)
         v = torch.zeros(1, 3, h, w, device=images[0].device)
         rates: list[float] = []
-        best, stall = 0.0, 0
+        best, stall, best_v = 0.0, 0, None
         fooling = 0.0
         while fooling < 1 - self.delta and stall < self.patience and len(rates) < self.max_passes:
             stall += 1
@@ -340,17 +345,19 @@ class DeepFoolUAP(LinfUniversalPerturbation):
             rates.append(fooling)
             log.info("uap: pass %d, fooling rate %.3f on %d held-out images", len(rates), fooling, len(val))
             if fooling > best:
-                best, stall = fooling, 0
-        self._reports[detector] = {"fooling_rate": rates, "n_fit": len(fit_set), "n_val": len(val)}
-        return v[0]
+                best, stall, best_v = fooling, 0, v.clone()
+        self._reports[detector] = {"fooling_rate": rates, "n_fit": len(fit_set), "n_val": len(val),
+                                   "kept": self.keep}
+        return (best_v if self.keep == "best" and best_v is not None else v)[0]
 
 
 def build_uap(seed: int = 0, size: int | list[int] | None = None, apply: str = "resize", batch_size: int = 32,
               fit_on: str | None = None, fit_split: str | None = "train", fit_limit: int | None = 512,
               overshoot: float = 0.02, delta: float = 0.01, max_iter_df: int = 10, patience: int = 2,
-              max_passes: int = 20, val_fraction: float = 0.2, **options: Any) -> DeepFoolUAP:
+              max_passes: int = 20, val_fraction: float = 0.2, keep: str = "last", **options: Any) -> DeepFoolUAP:
     if isinstance(size, list):
         size = (int(size[0]), int(size[1]))
     return DeepFoolUAP(threat_from(options, attack="uap"), seed=seed, size=size, apply=apply, batch_size=batch_size,
                        fit_on=fit_on, fit_split=fit_split, fit_limit=fit_limit, overshoot=overshoot, delta=delta,
-                       max_iter_df=max_iter_df, patience=patience, max_passes=max_passes, val_fraction=val_fraction)
+                       max_iter_df=max_iter_df, patience=patience, max_passes=max_passes, val_fraction=val_fraction,
+                       keep=keep)
