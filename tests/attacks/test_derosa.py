@@ -140,13 +140,20 @@ def test_robust_fgsm_refuses_what_it_does_not_implement():
 
 # -- on the built-in benchmark with a trained detector ---------------------------------------
 
-from _bench import _load, asr, bench, scores, threshold  # noqa: E402,F401  (session fixture)
+from _bench import _load, asr, build_bench
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The attack-suite benchmark detector (built once per process, see tests/attacks/_bench.py)."""
+    return build_bench()
 
 
 @pytest.mark.slow
-def test_robust_fgsm_survives_each_transform_at_least_as_well_as_pgd(bench):
+def test_robust_fgsm_survives_each_transform_at_least_as_well_as_pgd(trained):
     from fakebench.attacks.robust import robust_transforms
 
+    bench = trained
     det, x, y = bench.detector, bench.fake_x, bench.fake_y
     robust = attacks.create("robust-fgsm", preset="derosa2024", seed=0)(det, x, y)
     pgd = attacks.create("pgd", eps=8 / 255, step_size=2 / 255, steps=10, seed=0)(det, x, y)  # same budget
@@ -174,9 +181,10 @@ def test_robust_fgsm_survives_each_transform_at_least_as_well_as_pgd(bench):
 
 
 @pytest.mark.slow
-def test_uap_fools_half_of_the_held_out_fakes_at_8_255(bench):
+def test_uap_fools_half_of_the_held_out_fakes_at_8_255(trained):
     from fakebench.data import load_dataset, select
 
+    bench = trained
     det = bench.detector
     train_fakes = [s for s in select(load_dataset(bench.manifest), split="train") if int(s.label) == 1]
     xf = _load(train_fakes, 96, tuple(bench.fake_x.shape[-2:]))

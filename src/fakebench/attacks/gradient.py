@@ -218,8 +218,8 @@ def input_diversity(x: torch.Tensor, p: float, resize_rate: float, generator: to
     if big <= small:
         return x
     rnd = int(torch.randint(low=small, high=big, size=(1,), generator=generator, dtype=torch.int32))
-    canvas_h = big if h == w else max(1, int(round(h * big / w)))
-    rnd_h = rnd if h == w else min(canvas_h - 1, max(1, int(round(h * rnd / w))))
+    canvas_h = big if h == w else max(1, round(h * big / w))
+    rnd_h = rnd if h == w else min(canvas_h - 1, max(1, round(h * rnd / w)))
     top = int(torch.randint(low=0, high=max(canvas_h - rnd_h, 1), size=(1,), generator=generator, dtype=torch.int32))
     left = int(torch.randint(low=0, high=big - rnd, size=(1,), generator=generator, dtype=torch.int32))
     apply = float(torch.rand(1, generator=generator)) < p

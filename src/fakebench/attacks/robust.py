@@ -29,7 +29,8 @@ decision at the detector's calibrated threshold; De Rosa et al.'s networks retur
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -300,7 +300,7 @@ class DeepFoolUAP(LinfUniversalPerturbation):
         if keep not in ("last", "best"):
             raise ConfigError(f"keep: {keep!r} is not 'last' or 'best'")
         self.keep = keep
-        self._reports: "weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]]" = weakref.WeakKeyDictionary()
+        self._reports: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "overshoot": self.overshoot,
