@@ -128,8 +128,8 @@ def _table(t: Table) -> str:
     head = "".join(f'<th title="{_e(tip)}">{_e(h)}</th>' for h, tip in zip(t.headers, tips))
     body = "\n".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in t.rows)
     idattr = f' id="{_e(t.css_id)}"' if t.css_id else ""
-    cap = f"<caption>{_e(t.caption)}</caption>" if t.caption else ""
-    return (f'<div class="scroll"><table class="sortable"{idattr}>{cap}<thead><tr>{head}</tr></thead>'
+    cap = f'<p class="cap">{_e(t.caption)}</p>' if t.caption else ""
+    return (f'{cap}<div class="scroll"><table class="sortable"{idattr}><thead><tr>{head}</tr></thead>'
             f"<tbody>\n{body}\n</tbody></table></div>")
 
 
@@ -172,7 +172,7 @@ nav a{margin-right:14px;font-size:13px;color:#235;text-decoration:none}nav a:hov
 main{padding:8px 24px 40px}section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:14px 0;
 padding:6px 16px 12px}h2{font-size:18px;border-bottom:1px solid #eee;padding-bottom:4px}
 .scroll{overflow-x:auto}table{border-collapse:collapse;font-size:12.5px;margin:6px 0}
-caption{text-align:left;font-size:12px;color:#555;padding:4px 0}
+.cap{font-size:12px;color:#555;margin:4px 0;max-width:1100px}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}
 th{background:#f0f3f6;cursor:pointer;user-select:none;position:sticky;top:0}th.asc:after{content:" \\25B2"}
 th.desc:after{content:" \\25BC"}td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}
