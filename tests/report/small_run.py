@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import make_tiny_dataset
 
 ATTACKS = [

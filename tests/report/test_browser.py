@@ -25,7 +25,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
 
 
 def _chromium(args: list[str], tmp: Path) -> str:
-    res = subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args], capture_output=True,
+    res = subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args], capture_output=True, check=False,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout

@@ -90,3 +90,27 @@ def test_gallery_picker_keeps_the_global_extremes_across_chunks():
         kept |= set(p.kept)
     order = [f"s{i:03d}" for i in np.argsort(pushes)]
     assert set(order[:4]) | set(order[-4:]) <= kept
+
+
+def test_report_cli_formats_quiet_and_log_file(small_run, tmp_path, capsys):  # noqa: F811
+    from fakebench import progress
+    from fakebench.cli import main
+
+    log = tmp_path / "logs" / "report.log"
+    out = tmp_path / "md_json"
+    assert main(["report", "--store", str(small_run["store"]), "--out", str(out), "--format", "md,json",
+                 "--quiet", "--log-file", str(log)]) == 0
+    assert (out / "report.md").exists() and (out / "results.json").exists() and not (out / "report.html").exists()
+    assert "fakebench" in log.read_text() and "--format md,json" in log.read_text()
+    assert main(["report", "--store", str(small_run["store"]), "--out", str(tmp_path / "h")]) == 0
+    assert sorted(p.name for p in (tmp_path / "h").iterdir() if p.suffix in (".html", ".md", ".json")) == \
+        ["gallery.json", "report.html"]
+    assert isinstance(progress.progress_bar(3, "x"), type(progress.progress_bar(3, "x", enabled=True))) and \
+        not isinstance(progress.progress_bar(3, "x"), progress.NullBar)  # --quiet does not outlive its command
+    progress.set_quiet(True)
+    assert isinstance(progress.progress_bar(3, "x"), progress.NullBar)
+    progress.set_quiet(False)
+    capsys.readouterr()
+    assert main(["report", "--store", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such results store" in err[0] and not (tmp_path / "nope.sqlite").exists()

@@ -73,7 +73,13 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
     appended to the HTML. Returns the results dict."""
     from .gallery import build_gallery
     from .html import Section, Text, write_page
-    from .page import extra_tables, figure_section, metrics_table, reproduction_section, summary_section
+    from .page import (
+        extra_tables,
+        figure_section,
+        metrics_table,
+        reproduction_section,
+        summary_section,
+    )
 
     bad_fmt = set(formats) - set(FORMATS)
     if bad_fmt:
@@ -118,10 +124,10 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
 
 def _write_markdown(out: Path, title: str, run: str, summary: list[dict[str, Any]], bad: dict[str, str],
                     notes: list[str] | None, plots: list[Path]) -> None:
-    lines = [f"# {title}", "", f"Run `{run}` (fakebench {__version__}). Scores are logits (> 0: synthetic). "
+    lines = [f"# {title}", "", (f"Run `{run}` (fakebench {__version__}). Scores are logits (> 0: synthetic). "
              "`acc@cal`/`TPR@cal` use each detector's threshold calibrated on validation data; "
              f"{ASR_LEGEND}; "
-             "norms are means over attacked images in [0, 1] pixel units (Linf shown in grey levels).", ""]
+             "norms are means over attacked images in [0, 1] pixel units (Linf shown in grey levels)."), ""]
     lines += [format_table(summary), ""]
     gens = [s for s in summary if s["attack"] == "clean" and s["auc_by_generator"]]
     if gens:
@@ -133,9 +139,9 @@ def _write_markdown(out: Path, title: str, run: str, summary: list[dict[str, Any
     rej = [s for s in summary if s.get("rejected") is not None]
     if rej:
         lines += ["## Rejected as adversarial", "",
-                  "Detectors with an adversarial-input detector give three verdicts (real / synthetic / rejected); a "
+                  ("Detectors with an adversarial-input detector give three verdicts (real / synthetic / rejected); a "
                   "rejected image is counted as flagged (caught) in every metric above: a rejected attacked fake as "
-                  "detected, a rejected real as a false positive.", ""]
+                  "detected, a rejected real as a false positive."), ""]
         lines += [f"- {s['detector']} / {s['attack']} {s['label']}: {s['rejected']:.3f} of the attacked images rejected"
                   for s in rej] + [""]
     if notes:

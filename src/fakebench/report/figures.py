@@ -69,7 +69,7 @@ def plot_roc_det(det: str, entries: list[tuple[dict[str, Any], list[dict[str, An
                          "decision ordering); its dashed curve lies on top of the clean one.")
         if is_clean:
             clean_curve = (fpr, tpr)
-        style = dict(lw=2.2 if is_clean else 1.0, ls="--" if same else "-", color="k" if is_clean else None)
+        style = {"lw": 2.2 if is_clean else 1.0, "ls": "--" if same else "-", "color": "k" if is_clean else None}
         ax.plot(fpr, tpr, label=f"{name} (AUC {s['auc']:.3f})", **style)
         fnr = 1.0 - tpr
         ax_det.plot(norm.ppf(np.clip(fpr, *lim)), norm.ppf(np.clip(fnr, *lim)), **style)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 #: a table cell: a value (formatted by :func:`fmt_cell`) or ``(shown text, sort key)``
 Cell = Any
