@@ -21,8 +21,8 @@ def transfer_page(table: Any, out: str | Path, settings: dict[str, Any], log_fil
     """``out/report.html`` for a :class:`~fakebench.experiments.transfer.TransferTable` saved in ``out``."""
     out = Path(out)
     head = ["source \\ target", *table.targets]
-    mats = [("Attack success rate on the target (conditional: among the images the target decided correctly "
-             "before, the fraction wrong after)", table.asr_on_correct),
+    mats = [(("Attack success rate on the target (conditional: among the images the target decided correctly "
+             "before, the fraction wrong after)"), table.asr_on_correct),
             ("Wrong after (unconditional: all attacked-class images decided wrongly after the attack)", table.asr),
             ("Target AUC on the attacked images", table.auc)]
     blocks: list[Any] = [Text(f"Attack {table.attack or 'attack'} ({table.direction}) crafted on each source "
