@@ -139,11 +139,14 @@ def robust_comparison(manifest: Path, out: Path, checkpoints: dict[str, Path], s
     """Undefended vs defended under the adaptive ensemble at 4/255 (thresholds at 10% FPR on clean
     val reals; a seeded subset of the test split); the leaderboard goes to ``out/robustness``."""
     from .experiments.robustness import Settings, robustness
+    from .report.experiment_pages import robustness_page
 
     print(f"[3/4] adaptive robustness at 4/255 (APGD score + margin, Square; {ROBUST_LIMIT} test images)", flush=True)
     s = Settings(eps=(ROBUST_EPS,), steps=10, queries=100, pgd_steps=10, seed=seed)
     board = robustness({k: str(v) for k, v in checkpoints.items()}, manifest, s, limit=ROBUST_LIMIT,
                        out=out / "robustness", progress=progress)
+    robustness_page(board, out / "robustness", {"eps": s.eps, "steps": s.steps, "queries": s.queries,
+                                                "limit": ROBUST_LIMIT, "seed": seed})
     return [{"detector": r.detector, "eps": r.eps, "clean_auc": r.clean_auc, "clean_tpr": r.clean_tpr,
              "robust_tpr": r.robust_tpr, "robust_tnr": r.robust_tnr, "threshold": r.threshold,
              "nonadaptive_tpr": r.nonadaptive.get("evade"), "ensemble": r.ensemble} for r in board.rows]
@@ -256,10 +259,13 @@ def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path]
     ]
     results = build_report(store, exp.run, out, title="fakebench demo: built-in benchmark",
                            extra={"training": histories, "timings": timings, "dataset": str(manifest),
-                                  "dataset_settings": settings, "robustness": robust}, notes=notes)
+                                  "dataset_settings": settings, "robustness": robust,
+                                  "tables": [{"title": "Adaptive robustness at 4/255: undefended vs defended "
+                                              "(robustness/report.html has the full leaderboard)", "rows": robust}]},
+                           notes=notes)
     print()
     print(format_table(results["summary"]))
     print()
     print(robust_table(robust))
-    print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.json'}  ({timings['total_s']:.0f} s in total)")
+    print(f"\nreport: {out / 'report.html'} (and report.md)\nresults: {out / 'results.json'}  ({timings['total_s']:.0f} s in total)")
     return results

@@ -12,10 +12,10 @@ def run(args: argparse.Namespace) -> int:
 
     exp = load_experiment(args.config)
     prep = prepare(exp)  # every config error surfaces here, before any work
-    store = evaluate(exp, progress=not args.no_progress, prepared=prep)
-    res = build_report(store, exp.run, exp.output, title=f"fakebench: {exp.run}")
+    store = evaluate(exp, progress=not (args.no_progress or args.quiet), prepared=prep)
+    res = build_report(store, exp.run, exp.output, title=f"fakebench: {exp.run}", log_file=args.log_file)
     print(format_table(res["summary"]))
-    print(f"\nresults: {store}\nreport:  {exp.output / 'report.md'}")
+    print(f"\nresults: {store}\nreport:  {exp.output / 'report.html'} (and report.md, results.json)")
     return 0
 
 

@@ -50,8 +50,14 @@ def _rejected_rate(rows: list[dict[str, Any]], mask: np.ndarray) -> float | None
     return float(np.mean(vals)) if vals else None
 
 
-def summarize_run(store: Store, run: str) -> list[dict[str, Any]]:
-    """One dict of metrics per (detector, attack, params) of ``run``, clean rows first."""
+def summarize_run(store: Store, run: str, ci_resamples: int = 1000) -> list[dict[str, Any]]:
+    """One dict of metrics per (detector, attack, params) of ``run``, clean rows first.
+
+    ``asr_on_correct`` is the conditional attack success rate (among attacked-class images
+    decided correctly before, the fraction decided wrongly after; the report's ASR);
+    ``asr`` is unconditional (all attacked-class images decided wrongly after, including the
+    ones already wrong before). ``auc_ci``: 95% stratified bootstrap interval of the AUC
+    (``ci_resamples`` resamples, seed 0; ``(nan, nan)`` when 0)."""
     thresholds = store.thresholds(run)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in store.rows(run):
@@ -96,6 +102,8 @@ def summarize_run(store: Store, run: str) -> list[dict[str, Any]]:
             "seconds_per_image": _finite_mean(np.array([r["seconds"] for r in rows], dtype=float)),
             "rejected": _rejected_rate(rows, attacked if atk != "clean" else np.ones_like(y, dtype=bool)),
             "auc_by_generator": by_gen,
+            "auc_ci": (metrics.bootstrap_ci(metrics.auc, y, adv, n=ci_resamples) if ci_resamples > 0
+                       else (float("nan"), float("nan"))),
         })
     out.sort(key=lambda d: (d["detector"], d["attack"] != "clean", d["attack"], d["direction"], d["eps"], d["label"]))
     return out

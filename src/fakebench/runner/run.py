@@ -25,6 +25,7 @@ import torch
 
 from .. import attacks as attack_registry
 from .. import detectors as detector_registry
+from ..attacks.base import target_mask
 from ..data import Sample, load_dataset, select
 from ..data.pipeline import iter_batches
 from ..errors import CheckpointError, ConfigError, FakebenchError
@@ -32,6 +33,7 @@ from ..io import DEFAULT_MAX_PIXELS, safe_text
 from ..metrics import perturbation_norms
 from ..progress import progress_bar
 from .config import Experiment
+from .gallery import GalleryPicker, pushed
 from .store import Row, Store, canonical
 
 log = logging.getLogger(__name__)
@@ -171,6 +173,20 @@ def prepare(exp: Experiment) -> Prepared:
     return Prepared(exp, samples, dets, atks, skipped, p if p.is_dir() else p.parent)
 
 
+def environment(device: str) -> dict[str, Any]:
+    """Versions and device, stored with the run for the report's reproduction section."""
+    import platform
+
+    from .._version import __version__
+
+    info = {"fakebench": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "device": str(device),
+            "threads": torch.get_num_threads()}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
 def _chunk_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode())
 
@@ -223,6 +239,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
         store.ensure_run(exp.run, exp.raw)
         store.check_layout(exp.run, chunk_layout(prep))
         _check_detectors(store, prep)
+        store.set_environment(exp.run, environment(exp.device))
         for name, det in prep.detectors.items():
             store.set_detector(exp.run, name, float(getattr(det, "threshold", 0.0)), detector_record(prep, name))
         done = store.done_chunks(exp.run)
@@ -249,8 +266,10 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         store.commit_chunk(exp.run, dname, aname, akey, ci, [])
                         bar.update(1)
                         continue
+                    picker = GalleryPicker(exp.gallery if atk is not None else 0)
                     rows = _run_unit(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
-                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid)
+                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid, picker)
+                    picker.write(exp.output, dname, aname, akey)  # thumbnails first: a resumed chunk rewrites them
                     if not store.commit_chunk(exp.run, dname, aname, akey, ci, rows):
                         log.info("chunk %d of %s / %s was committed by another process; keeping its rows",
                                  ci, dname, aname)
@@ -262,8 +281,10 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
     return store_path
 
 
-def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -> list[Row]:
+def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid,
+              picker: GalleryPicker | None = None) -> list[Row]:
     rows: list[Row] = []
+    direction = getattr(getattr(atk, "threat", None), "direction", "all")
     gen = torch.Generator().manual_seed(seed)
     if callable(getattr(det, "reseed", None)):  # randomised defenses: the same draws on a resumed run
         det.reseed(seed)
@@ -293,4 +314,10 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -
             rows.append(Row(dname, aname, akey, sid(s), int(s.label), s.generator, float(s_clean[i]),
                             float(s_adv[i]), float(norms["l0"][i]), float(norms["l2"][i]), float(norms["linf"][i]),
                             float(norms["psnr"][i]), int(q[i]), float(dt), rej[i]))
+        if picker is not None and picker.k > 0 and x_adv.shape == x.shape:
+            attacked = target_mask(y.cpu(), direction).tolist()
+            xc, xa = x.detach().float().cpu().numpy(), x_adv.detach().float().cpu().numpy()
+            for i, s in enumerate(samples):
+                if attacked[i]:
+                    picker.offer(sid(s), pushed(int(s.label), float(s_clean[i]), float(s_adv[i])), xc[i], xa[i])
     return rows

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
     chunk INTEGER NOT NULL, finished REAL NOT NULL,
     PRIMARY KEY (run, detector, attack, params, chunk));
+CREATE TABLE IF NOT EXISTS environment (
+    run TEXT PRIMARY KEY, info TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bad_samples (
     run TEXT NOT NULL, sample TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run, sample));
 CREATE TABLE IF NOT EXISTS layout (
@@ -172,6 +174,10 @@ class Store:
             raise
         return True
 
+    def set_environment(self, run: str, info: dict[str, Any]) -> None:
+        """Versions and device of the process that (last) worked on ``run``, for reproduction."""
+        self.conn.execute("INSERT OR REPLACE INTO environment VALUES (?, ?)", (run, canonical(info)))
+
     def add_bad_sample(self, run: str, sample: str, reason: str) -> None:
         self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))
 
@@ -200,6 +206,14 @@ class Store:
 
     def bad_samples(self, run: str) -> dict[str, str]:
         return dict(self.conn.execute("SELECT sample, reason FROM bad_samples WHERE run = ?", (run,)).fetchall())
+
+    def config(self, run: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT config FROM runs WHERE run = ?", (run,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def environment(self, run: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT info FROM environment WHERE run = ?", (run,)).fetchone()
+        return json.loads(row[0]) if row else {}
 
     def runs(self) -> list[str]:
         return [r for (r,) in self.conn.execute("SELECT run FROM runs ORDER BY created")]

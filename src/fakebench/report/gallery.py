@@ -1,0 +1,107 @@
+"""The adversarial gallery: for each (detector, attack setting) the N most and N least
+affected images, with the original, the adversarial image and the perturbation amplified.
+
+The images are the runner's thumbnails (:mod:`fakebench.runner.gallery`), picked from the
+store's scores with the same ordering the runner used, so they are exactly the run's N most /
+least affected whenever N does not exceed the run's ``gallery`` setting. The amplified
+perturbation is ``clip(128 + f (x_adv - x), 0, 255)`` on the 8-bit thumbnails with one integer
+factor ``f`` per (detector, setting), the largest that keeps every value in range (at most
+:data:`MAX_FACTOR`); so ``(amplified - 128) / f`` gives back ``x_adv - x`` exactly, unless
+some change exceeds 127 grey levels (then ``f = 1`` and the entry is marked ``exact: false``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import load_image, save_png, to_uint8
+from ..runner.gallery import pushed, thumb_name, thumb_paths, unit_dir
+from ..runner.store import canonical
+from .html import Gallery, GalleryItem
+
+MAX_FACTOR = 64
+OUT_DIR = "gallery_amplified"
+
+
+def amplify(orig: np.ndarray, adv: np.ndarray, factor: int) -> tuple[np.ndarray, bool]:
+    """uint8 ``(128 + factor * (adv - orig))`` clipped; and whether nothing was clipped."""
+    d = adv.astype(np.int32) - orig.astype(np.int32)
+    a = 128 + int(factor) * d
+    return np.clip(a, 0, 255).astype(np.uint8), bool((a >= 0).all() and (a <= 255).all())
+
+
+def factor_for(max_abs: int) -> int:
+    """Largest integer amplification that keeps ``128 + f d`` inside [0, 255] for |d| <= max_abs."""
+    return max(1, min(MAX_FACTOR, 127 // max(int(max_abs), 1)))
+
+
+def _u8(path: Path) -> np.ndarray:
+    return to_uint8(load_image(path))
+
+
+def pick(rows: list[dict[str, Any]], direction: str, n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(most affected, least affected) attacked rows, n each, in the runner's ordering."""
+    lab = {"evade": 1, "spoof": 0}.get(direction)
+    cand = [r for r in rows if (lab is None or r["label"] == lab)
+            and np.isfinite(pushed(r["label"], r["score_clean"], r["score_adv"]))]
+    cand.sort(key=lambda r: (pushed(r["label"], r["score_clean"], r["score_adv"]), r["sample"]))
+    most = cand[::-1][:n]
+    least = [r for r in cand[:n] if r not in most]
+    return most, least
+
+
+def build_gallery(run_dir: Path, summary: list[dict[str, Any]], groups: dict[tuple[str, str, str], list[dict[str, Any]]],
+                  thresholds: dict[str, float], out: Path, n: int = 3) -> tuple[list[Gallery], list[dict[str, Any]]]:
+    """Gallery blocks and the entries written to ``out/gallery.json``. Settings whose
+    thumbnails are missing (a run with ``gallery: 0``, or resize attacks) are left out."""
+    blocks, entries = [], []
+    for s in summary:
+        if s["attack"] == "clean":
+            continue
+        key = canonical(s["params"])
+        rows = groups.get((s["detector"], s["attack"], key), [])
+        if not rows or not unit_dir(run_dir, s["detector"], s["attack"], key).is_dir():
+            continue
+        most, least = pick(rows, s["direction"], n)
+        loaded = []
+        for kind, chosen in (("most affected", most), ("least affected", least)):
+            for r in chosen:
+                p_o, p_a = thumb_paths(run_dir, s["detector"], s["attack"], key, r["sample"])
+                if p_o.exists() and p_a.exists():
+                    loaded.append((kind, r, _u8(p_o), _u8(p_a)))
+        loaded = [t for t in loaded if t[2].shape == t[3].shape]
+        if not loaded:
+            continue
+        max_abs = max(int(np.abs(a.astype(np.int32) - o.astype(np.int32)).max()) for _, _, o, a in loaded)
+        f = factor_for(max_abs)
+        thr = thresholds.get(s["detector"], 0.0)
+        sub = out / OUT_DIR / unit_dir(Path("."), s["detector"], s["attack"], key).relative_to("gallery")
+        items = []
+        for kind, r, o, a in loaded:
+            amp, exact = amplify(o, a, f)
+            amp_path = save_png(sub / f"{thumb_name(r['sample'])}.x{f}.png", amp)
+            p_o, p_a = thumb_paths(run_dir, s["detector"], s["attack"], key, r["sample"])
+            flipped = (r["score_adv"] > thr) != (r["score_clean"] > thr)
+            entries.append({"detector": s["detector"], "attack": s["attack"], "setting": s["label"],
+                            "params": s["params"], "kind": kind, "sample": r["sample"], "label": r["label"],
+                            "orig": str(p_o), "adv": str(p_a), "amplified": str(amp_path), "factor": f,
+                            "exact": exact, "score_clean": r["score_clean"], "score_adv": r["score_adv"],
+                            "threshold": thr, "decision_flipped": bool(flipped), "l2": r["l2"],
+                            "linf": r["linf"], "psnr": r["psnr"], "shape": list(o.shape)})
+            items.append(GalleryItem(
+                title=f"{kind}: {r['sample']} ({'synthetic' if r['label'] else 'real'})",
+                images=[("original", p_o),
+                        ("adversarial", p_a), (f"perturbation x{f}", amp_path)],
+                lines=[f"score {r['score_clean']:+.3f} -> {r['score_adv']:+.3f} (threshold {thr:+.3f})"
+                       + (", decision flipped" if flipped else ""),
+                       f"full image: Linf {r['linf'] * 255:.2f}/255, L2 {r['l2']:.3f}, PSNR {r['psnr']:.1f} dB",
+                       f"crop {o.shape[1]}x{o.shape[0]}" + ("" if exact else ", perturbation clipped at x1")]))
+        blocks.append(Gallery(items, caption=f"{s['detector']} / {s['attack']} {s['label']}: perturbation shown as "
+                                             f"128 + {f} (x_adv - x), grey = unchanged"))
+    if entries:
+        (out / "gallery.json").write_text(json.dumps(entries, indent=1, default=float))
+    return blocks, entries
