@@ -501,4 +501,4 @@ def test_out_overwrite_is_said_in_one_line_report(tmp_path, caplog):
         assert _overwrite_lines(caplog) == []
         assert main(argv) == 0
     lines = _overwrite_lines(caplog)
-    assert len(lines) == 1 and "report.md" in lines[0] and "results.json" in lines[0]
+    assert len(lines) == 1 and "report.html" in lines[0]

@@ -113,4 +113,4 @@ def test_report_cli_formats_quiet_and_log_file(small_run, tmp_path, capsys):  # 
     capsys.readouterr()
     assert main(["report", "--store", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no such results store" in err[0] and not (tmp_path / "nope.sqlite").exists()
+    assert len(err) == 1 and "results store not found" in err[0] and not (tmp_path / "nope.sqlite").exists()

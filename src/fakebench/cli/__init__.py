@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the root handlers the last main() installed
+_INSTALLED: list[logging.Handler] = []
+
+
 def _setup_logging(args: argparse.Namespace, argv: Sequence[str] | None) -> logging.Handler | None:
     """Console logging (WARNING and up with --quiet), the --log-file handler (returned), quiet bars."""
     from .. import progress
@@ -56,8 +60,14 @@ def _setup_logging(args: argparse.Namespace, argv: Sequence[str] | None) -> logg
         _to_file(fh, logging.INFO, f"fakebench {__version__}: {cmd}")
         handlers.append(fh)
         handlers[0].setLevel(level)
-    logging.basicConfig(level=min(level, logging.INFO) if args.log_file else level, format="%(levelname)s %(message)s",
-                        handlers=handlers, force=True)
+    handlers[0].setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for h in _INSTALLED:  # replace only what an earlier main() installed (pytest's caplog stays)
+        root.removeHandler(h)
+    _INSTALLED[:] = handlers
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(min(level, logging.INFO) if args.log_file else level)
     progress.set_quiet(args.quiet)
     return fh
 
