@@ -55,6 +55,16 @@ class DatasetSpec:
     generators: list[str] | None = None
     limit: int | None = None
     max_pixels: int | None = None
+    #: a public benchmark's release layout (``truefake``, ``genimage``, ``synthbuster``,
+    #: ``cnndetection``) and its loader's options (TrueFake: ``ids``, ``split_file``)
+    format: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> list[Any]:
+        """The dataset's samples (:func:`fakebench.data.load_dataset`), before selection."""
+        from ..data import load_dataset
+
+        return load_dataset(self.path, format=self.format, **self.options)
 
 
 @dataclass
@@ -145,6 +155,45 @@ def _int(v: Any, where: str, minimum: int | None = None) -> int:
 KNOWN_TOP = {"run", "output", "seed", "batch_size", "device", "dataset", "detectors", "attacks"}
 
 
+_DATASET_KEYS = {"path", "root", "split", "generators", "limit", "max_pixels", "format", "ids", "split_file", "real_dir"}
+
+
+def _dataset_spec(ds: dict[str, Any], base: Path, source: str) -> DatasetSpec:
+    """``dataset:``: ``path`` (or ``root``), selection (``split``, ``generators``, ``limit``),
+    ``max_pixels``, and for public benchmarks ``format`` with its loader's options."""
+    where = f"{source}.dataset"
+    unknown = set(ds) - _DATASET_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} (known: {sorted(_DATASET_KEYS)})")
+    if "path" in ds and "root" in ds:
+        raise ConfigError(f"{where}: give 'path' or 'root', not both")
+    key = "root" if "root" in ds else "path"
+    options: dict[str, Any] = {}
+    if ds.get("ids") is not None:
+        options["ids"] = str(ds["ids"])
+    for k in ("split_file", "real_dir"):
+        if ds.get(k) is not None:
+            options[k] = _path(base, ds[k], f"{where}.{k}")
+            if not options[k].exists():
+                raise ConfigError(f"{where}.{k}: {options[k]} does not exist")
+    spec = DatasetSpec(
+        path=_path(base, _req(ds, key, where), f"{where}.{key}"),
+        split=ds.get("split"),
+        generators=list(ds["generators"]) if ds.get("generators") else None,
+        limit=_int(ds["limit"], f"{where}.limit", 1) if ds.get("limit") is not None else None,
+        max_pixels=_int(ds["max_pixels"], f"{where}.max_pixels", 1) if ds.get("max_pixels") else None,
+        format=str(ds["format"]) if ds.get("format") else None,
+        options=options,
+    )
+    if not spec.path.exists():
+        raise ConfigError(f"{where}.{key}: {spec.path} does not exist")
+    if spec.format is not None or options:
+        from ..data.benchmarks import check_format_options
+
+        check_format_options(spec.format, options, where)
+    return spec
+
+
 def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str = "config") -> Experiment:
     """Validate a config mapping. ``base`` resolves relative paths."""
     raw = parse_value(_mapping(raw, source))
@@ -152,18 +201,7 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} (known: {sorted(KNOWN_TOP)})")
     ds = _mapping(_req(raw, "dataset", source), f"{source}.dataset")
-    unknown = set(ds) - {"path", "split", "generators", "limit", "max_pixels"}
-    if unknown:
-        raise ConfigError(f"{source}.dataset: unknown key(s) {sorted(unknown)}")
-    dspec = DatasetSpec(
-        path=_path(base, _req(ds, "path", f"{source}.dataset"), f"{source}.dataset.path"),
-        split=ds.get("split"),
-        generators=list(ds["generators"]) if ds.get("generators") else None,
-        limit=_int(ds["limit"], f"{source}.dataset.limit", 1) if ds.get("limit") is not None else None,
-        max_pixels=_int(ds["max_pixels"], f"{source}.dataset.max_pixels", 1) if ds.get("max_pixels") else None,
-    )
-    if not dspec.path.exists():
-        raise ConfigError(f"{source}.dataset.path: {dspec.path} does not exist")
+    dspec = _dataset_spec(ds, base, source)
 
     dets_raw = _req(raw, "detectors", source)
     if not isinstance(dets_raw, list) or not dets_raw:

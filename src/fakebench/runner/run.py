@@ -23,7 +23,7 @@ import torch
 
 from .. import attacks as attack_registry
 from .. import detectors as detector_registry
-from ..data import Sample, load_dataset, select
+from ..data import Sample, select
 from ..data.pipeline import iter_batches
 from ..errors import CheckpointError, ConfigError, FakebenchError
 from ..io import DEFAULT_MAX_PIXELS
@@ -66,7 +66,7 @@ def sample_id(s: Sample, root: Path | None = None) -> str:
 def prepare(exp: Experiment) -> Prepared:
     """Load the dataset, build every detector and attack; raise one ConfigError line on failure."""
     try:
-        samples = load_dataset(exp.dataset.path)
+        samples = exp.dataset.load()
     except FakebenchError as exc:
         raise ConfigError(f"dataset.path: {exc}") from None
     samples = select(samples, split=exp.dataset.split, generators=exp.dataset.generators, limit=exp.dataset.limit)
