@@ -6,9 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from fakebench.data import load_dataset
 from fakebench.data.benchmarks import (
@@ -20,30 +18,7 @@ from fakebench.data.benchmarks import (
 )
 from fakebench.errors import ConfigError, DataError
 
-
-def _img(path: Path, seed: int = 0, size: int = 8) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
-    Image.fromarray(arr).save(path)
-    return path
-
-
-def make_truefake_tree(root: Path, size: int = 8) -> dict[str, Path]:
-    """TrueFake's release layout, ROOT/<Share>/<Real|Fake>/<Generator>/<Subset>/file: PreSocial
-    originals and their Facebook copies (same stem, JPEG), plus folders no ID below asks for."""
-    f = {
-        "gan2_a": _img(root / "PreSocial/Fake/StyleGAN2/conf-f-psi-0.5/a.png", 1, size),
-        "gan2_b": _img(root / "PreSocial/Fake/StyleGAN2/conf-f-psi-0.5/b.png", 2, size),
-        "sdxl_pre": _img(root / "PreSocial/Fake/StableDiffusionXL/faces/c.png", 3, size),
-        "sdxl_fb": _img(root / "Facebook/Fake/StableDiffusionXL/faces/c.jpg", 3, size),
-        "gan2_fb": _img(root / "Facebook/Fake/StyleGAN2/conf-f-psi-0.5/a.jpg", 1, size),
-        "ffhq_1": _img(root / "PreSocial/Real/FFHQ/00000/r1.png", 4, size),
-        "ffhq_2": _img(root / "PreSocial/Real/FFHQ/00000/r2.png", 5, size),
-        "ffhq_fb": _img(root / "Facebook/Real/FFHQ/00000/r1.jpg", 4, size),
-        "flux": _img(root / "PreSocial/Fake/FLUX.1/landscapes/d.png", 6, size),
-    }
-    (root / "PreSocial/Fake/StyleGAN2/conf-f-psi-0.5/notes.txt").write_text("not an image")
-    return f
+from conftest import make_truefake_tree, write_image as _img
 
 
 def test_truefake_ids_give_exactly_the_expected_files_and_labels(tmp_path, caplog):

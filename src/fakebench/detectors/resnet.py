@@ -42,7 +42,8 @@ class ResNetBackbone(nn.Module):
     a configurable stem stride (``stride0``: 2 = standard, 1 = no early downsampling) and a
     configurable base width. Output: (N,) logits."""
 
-    def __init__(self, arch: str = "resnet50", width: int = 64, stride0: int = 2, num_outputs: int = 1) -> None:
+    def __init__(self, arch: str = "resnet50", width: int = 64, stride0: int = 2, num_outputs: int = 1,
+                 pool_stride: int | None = None) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ConfigError(f"arch: {arch!r} is not one of {sorted(ARCHS)}")
@@ -55,7 +56,9 @@ class ResNetBackbone(nn.Module):
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=stride0, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=stride0, padding=1)
+        # pool_stride: the max-pool's stride when it differs from the stem's (TrueFake's R50-E2P
+        # keeps torchvision's stride-2 pool after a stride-1 first convolution)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=pool_stride or stride0, padding=1)
         self.layer1 = self._make_layer(block, width, layers[0], 1)
         self.layer2 = self._make_layer(block, width * 2, layers[1], 2)
         self.layer3 = self._make_layer(block, width * 4, layers[2], 2)
