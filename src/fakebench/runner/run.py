@@ -4,8 +4,13 @@ Work is cut into fixed chunks of ``batch_size`` samples (the same cut on every r
 config). A chunk's images are decoded once; every detector scores them clean, then every
 attack runs on them, and each (detector, attack, chunk) is committed atomically. Randomness is
 seeded per (seed, detector, attack, chunk), so a resumed run reproduces an uninterrupted one
-exactly. Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) chunks are sharded across processes
-that all write to the same store.
+exactly.
+
+Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) chunks are sharded across processes: rank r
+takes chunks r, r + W, ... and writes them to its own shard store ``OUTPUT/shards/rankNNNNN.sqlite``
+(SQLite must not be shared over a network file system); after a ``torch.distributed`` barrier
+(gloo) rank 0 merges every shard it can see into ``OUTPUT/results.sqlite``. Shards on other
+machines' disks are merged by hand with ``fakebench merge``. A rerun resumes each shard.
 """
 
 from __future__ import annotations
@@ -36,6 +41,56 @@ log = logging.getLogger(__name__)
 
 CLEAN = "clean"
 STORE_FILE = "results.sqlite"
+SHARD_DIR = "shards"
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from the environment ``torchrun`` sets; (0, 1, 0) alone."""
+    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shard_path(output: Path, rank: int) -> Path:
+    """Where rank ``rank`` writes its shard store."""
+    return Path(output) / SHARD_DIR / f"rank{rank:05d}.sqlite"
+
+
+def run_device(device: str) -> str:
+    """``cuda`` under torchrun means this process's GPU, ``cuda:LOCAL_RANK``."""
+    _, world, local = dist_info()
+    return f"cuda:{local}" if device == "cuda" and world > 1 else device
+
+
+def _init_distributed() -> bool:
+    """Join the torchrun process group (gloo: only a barrier is needed) unless already in one.
+    Returns True when this call created it. ``FAKEBENCH_DIST_TIMEOUT`` (seconds, default one day)
+    bounds how long a finished rank waits for the others."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return False
+    timeout = datetime.timedelta(seconds=float(os.environ.get("FAKEBENCH_DIST_TIMEOUT", "86400")))
+    dist.init_process_group(backend="gloo", timeout=timeout)
+    return True
+
+
+def merge_shards(output: Path, world: int | None = None, dest: Path | None = None) -> tuple[Path, list[int]]:
+    """Merge the shard stores under ``output/shards`` into ``dest`` (``output/results.sqlite``).
+    Returns (dest, ranks whose shard is missing among ``range(world)``); with missing ranks
+    nothing is merged (the report would be partial)."""
+    shard_dir = Path(output) / SHARD_DIR
+    present = sorted(shard_dir.glob("rank*.sqlite"))
+    ranks = {int(p.stem[4:]) for p in present if p.stem[4:].isdigit()}
+    missing = [r for r in range(world or 0) if r not in ranks]
+    dest = dest or Path(output) / STORE_FILE
+    if missing:
+        return dest, missing
+    with Store(dest) as store:
+        for p in present:
+            store.merge_from(p)
+    return dest, []
 
 
 @dataclass
@@ -85,7 +140,7 @@ def prepare(exp: Experiment) -> Prepared:
             continue
         except FakebenchError as exc:
             raise ConfigError(f"detectors[{spec.name}]: {exc}") from None
-        dets[spec.name] = det.to(exp.device).eval()
+        dets[spec.name] = det.to(run_device(exp.device)).eval()
     if not dets:
         raise ConfigError("detectors: none could be built (every optional detector lacks its weights)")
     atks = []
@@ -130,9 +185,10 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
     """Run the experiment (resuming if the store already holds part of it). Returns the store path."""
     prep = prepared or prepare(exp)
     exp.output.mkdir(parents=True, exist_ok=True)
-    store_path = exp.output / STORE_FILE
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    device = torch.device(exp.device)
+    rank, world, _ = dist_info()
+    store_path = shard_path(exp.output, rank) if world > 1 else exp.output / STORE_FILE
+    created = _init_distributed() if world > 1 else False
+    device = torch.device(run_device(exp.device))
     with Store(store_path) as store:
         store.ensure_run(exp.run, exp.raw)
         for name, det in prep.detectors.items():
@@ -168,7 +224,30 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         clean_cache[dname].update({r.sample: r.score_clean for r in rows})
                     bar.update(1)
         bar.close()
+    if world > 1:
+        return _finish_distributed(exp.output, rank, world, created, store_path)
     return store_path
+
+
+def _finish_distributed(output: Path, rank: int, world: int, created: bool, shard: Path) -> Path:
+    """Barrier, then rank 0 merges the shards. Returns the merged store on rank 0 when every
+    shard was on this disk, else this rank's shard."""
+    import torch.distributed as dist
+
+    dist.barrier()
+    try:
+        if rank != 0:
+            return shard
+        merged, missing = merge_shards(output, world)
+        if missing:
+            log.warning("rank 0: the shards of rank(s) %s are not in %s (other machines' disks?); copy them there "
+                        "and run `fakebench merge %s`, or merge the folders: fakebench merge DIR1 DIR2 --out STORE",
+                        missing, output / SHARD_DIR, output)
+            return shard
+        return merged
+    finally:
+        if created:
+            dist.destroy_process_group()
 
 
 def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -> list[Row]:

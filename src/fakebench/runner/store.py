@@ -146,3 +146,48 @@ class Store:
 
     def count(self, run: str) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM results WHERE run = ?", (run,)).fetchone()[0])
+
+    # -- merging ---------------------------------------------------------------------------
+    def merge_from(self, source: str | Path) -> int:
+        """Copy every run, detector, result, finished chunk and bad sample of the store file
+        ``source`` (a per-rank shard) into this one, in one transaction; rows already here are
+        kept (shards of one run hold disjoint chunks, and a repeated merge adds nothing).
+        Returns the number of result rows added.
+
+        Raises:
+            DataError: ``source`` is not a results store, or holds a run of the same name with
+                a different config (two different experiments would mix).
+        """
+        from ..errors import DataError
+
+        src = Path(source)
+        if not src.is_file():
+            raise DataError(f"{src}: shard store not found")
+        self.conn.execute("ATTACH DATABASE ? AS shard", (str(src),))
+        try:
+            tables = {r for (r,) in self.conn.execute("SELECT name FROM shard.sqlite_master WHERE type = 'table'")}
+            if not {"runs", "results", "chunks"} <= tables:
+                raise DataError(f"{src}: not a fakebench results store (tables: {sorted(tables) or 'none'})")
+            clash = self.conn.execute("SELECT s.run FROM shard.runs s JOIN main.runs m "
+                                      "ON s.run = m.run WHERE s.config != m.config").fetchone()
+            if clash:
+                raise DataError(f"{src}: run {clash[0]!r} has another config than the one already in {self.path}; "
+                                "shards of different experiments cannot be merged")
+            before = self.conn.execute("SELECT COUNT(*) FROM main.results").fetchone()[0]
+            cur = self.conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("runs", "detectors", "results", "chunks", "bad_samples"):
+                    if table not in tables:
+                        continue
+                    own = [r[1] for r in self.conn.execute(f"PRAGMA main.table_info({table})")]
+                    theirs = {r[1] for r in self.conn.execute(f"PRAGMA shard.table_info({table})")}
+                    cols = ", ".join(c for c in own if c in theirs)
+                    cur.execute(f"INSERT OR IGNORE INTO main.{table} ({cols}) SELECT {cols} FROM shard.{table}")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return int(self.conn.execute("SELECT COUNT(*) FROM main.results").fetchone()[0] - before)
+        finally:
+            self.conn.execute("DETACH DATABASE shard")
