@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       crop=args.crop, blur_prob=args.blur_prob, jpeg_prob=args.jpeg_prob, patience=args.patience,
                       seed=args.seed, progress=not args.no_progress, share_prob=args.share_prob,
-                      schedule=args.schedule, init=args.init)
+                      schedule=args.schedule, init=args.init, device=args.device)
     if args.adv:
         from ..defenses.adversarial import AdvConfig, train_adversarial
 
@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
         det, hist = train_adversarial(args.detector, data, args.out, cfg, adv, **opts)
     else:
         det, hist = train_detector(args.detector, data, args.out, cfg, **opts)
+    from ..train.distributed import dist_env
+
+    if dist_env()[0] != 0:  # torchrun: rank 0 saved and reports
+        return 0
     print(f"saved {args.detector} to {args.out}: best val AUC {hist['best_val_auc']:.4f}, "
           f"threshold {det.threshold:.3f}, {hist['seconds']:.0f} s, {len(hist['bad_files'])} bad files skipped")
     return 0
@@ -78,6 +82,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
     s.add_argument("--patience", type=int, default=3)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK per process)")
     s.add_argument("--no-progress", action="store_true")
     g = s.add_argument_group("adversarial training (fakebench.defenses.adversarial)")
     g.add_argument("--adv", choices=["pgd", "trades", "fgsm-rs"], default=None)

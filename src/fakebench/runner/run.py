@@ -34,6 +34,9 @@ from ..errors import CheckpointError, ConfigError, FakebenchError
 from ..io import DEFAULT_MAX_PIXELS
 from ..metrics import perturbation_norms
 from ..progress import progress_bar
+from ..train.distributed import dist_env as dist_info
+from ..train.distributed import init_process_group
+from ..train.distributed import rank_device as run_device
 from .config import Experiment
 from .store import Row, Store, canonical
 
@@ -44,36 +47,9 @@ STORE_FILE = "results.sqlite"
 SHARD_DIR = "shards"
 
 
-def dist_info() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from the environment ``torchrun`` sets; (0, 1, 0) alone."""
-    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-            int(os.environ.get("LOCAL_RANK", "0")))
-
-
 def shard_path(output: Path, rank: int) -> Path:
     """Where rank ``rank`` writes its shard store."""
     return Path(output) / SHARD_DIR / f"rank{rank:05d}.sqlite"
-
-
-def run_device(device: str) -> str:
-    """``cuda`` under torchrun means this process's GPU, ``cuda:LOCAL_RANK``."""
-    _, world, local = dist_info()
-    return f"cuda:{local}" if device == "cuda" and world > 1 else device
-
-
-def _init_distributed() -> bool:
-    """Join the torchrun process group (gloo: only a barrier is needed) unless already in one.
-    Returns True when this call created it. ``FAKEBENCH_DIST_TIMEOUT`` (seconds, default one day)
-    bounds how long a finished rank waits for the others."""
-    import datetime
-
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        return False
-    timeout = datetime.timedelta(seconds=float(os.environ.get("FAKEBENCH_DIST_TIMEOUT", "86400")))
-    dist.init_process_group(backend="gloo", timeout=timeout)
-    return True
 
 
 def merge_shards(output: Path, world: int | None = None, dest: Path | None = None) -> tuple[Path, list[int]]:
@@ -187,7 +163,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
     exp.output.mkdir(parents=True, exist_ok=True)
     rank, world, _ = dist_info()
     store_path = shard_path(exp.output, rank) if world > 1 else exp.output / STORE_FILE
-    created = _init_distributed() if world > 1 else False
+    created = init_process_group("gloo") if world > 1 else False  # only a barrier: gloo on GPUs too
     device = torch.device(run_device(exp.device))
     with Store(store_path) as store:
         store.ensure_run(exp.run, exp.raw)
