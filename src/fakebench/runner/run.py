@@ -16,7 +16,6 @@ machines' disks are merged by hand with ``fakebench merge``. A rerun resumes eac
 from __future__ import annotations
 
 import logging
-import os
 import time
 import zlib
 from dataclasses import dataclass
