@@ -112,6 +112,29 @@ def _plot_eps(summary: list[dict[str, Any]], out: Path) -> list[Path]:
     return [p]
 
 
+def generator_share_tables(summary: list[dict[str, Any]]) -> list[str]:
+    """Markdown: per detector and setting, generators x shares, each cell ``AUC / AP / TPR@1%FPR``
+    of that generator's fakes against the reals shared the same way (the TrueFake paper's layout)."""
+    lines: list[str] = []
+    for s in [x for x in summary if x.get("by_generator_share")]:
+        cells = {(c["generator"], c["share"]): c for c in s["by_generator_share"]}
+        shares = list(dict.fromkeys(c["share"] for c in s["by_generator_share"]))
+        gens = sorted({g for g, _ in cells} - {"all"}) + ["all"]
+        if not lines:
+            lines += ["## Per generator x share (AUC / AP / TPR@1%FPR; fakes vs the reals of the same share)", ""]
+        lines += [f"**{s['detector']}**, {s['attack']}{' ' + s['label'] if s['label'] else ''}", "",
+                  "| generator | " + " | ".join(shares) + " |", "|---|" + "---|" * len(shares)]
+        for g in gens:
+            row = []
+            for sh in shares:
+                c = cells.get((g, sh))
+                row.append("-" if c is None or "auc" not in c else
+                           f"{_fmt('auc', c['auc'])} / {_fmt('ap', c['ap'])} / {_fmt('tpr', c['tpr@1%fpr'])}")
+            lines.append(f"| {g} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
 def build_report(store_path: str | Path, run: str, out: str | Path, title: str = "fakebench report",
                  extra: dict[str, Any] | None = None, notes: list[str] | None = None) -> dict[str, Any]:
     """Write results.json, report.md and plots under ``out``. Returns the results dict."""
@@ -136,6 +159,7 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
             lines.append(f"- **{s['detector']}**: " + ", ".join(
                 f"{g} {_fmt('auc', v)}" for g, v in s["auc_by_generator"].items()))
         lines.append("")
+    lines += generator_share_tables(summary)
     rej = [s for s in summary if s.get("rejected") is not None]
     if rej:
         lines += ["## Rejected as adversarial", "",

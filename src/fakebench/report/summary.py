@@ -96,9 +96,43 @@ def summarize_run(store: Store, run: str) -> list[dict[str, Any]]:
             "seconds_per_image": _finite_mean(np.array([r["seconds"] for r in rows], dtype=float)),
             "rejected": _rejected_rate(rows, attacked if atk != "clean" else np.ones_like(y, dtype=bool)),
             "auc_by_generator": by_gen,
+            "by_generator_share": by_generator_share(rows, adv, thr),
         })
     out.sort(key=lambda d: (d["detector"], d["attack"] != "clean", d["attack"], d["direction"], d["eps"], d["label"]))
     return out
+
+
+def by_generator_share(rows: list[dict[str, Any]], scores: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+    """The TrueFake paper's table layout: one cell per (generator, share) with the metrics of
+    that generator's fakes shared that way against the reals shared the same way (AUC, AP,
+    TPR at 1% FPR, accuracy at the calibrated threshold). Also one ``all`` generator per share.
+    Empty when the dataset records no shares."""
+    shares = np.array([r.get("share") or "" for r in rows])
+    if not shares.any():
+        return []
+    y = np.array([r["label"] for r in rows], dtype=int)
+    gens = np.array([r["generator"] for r in rows])
+    out = []
+    for share in sorted(set(shares.tolist()) - {""}, key=_share_order):
+        real = (shares == share) & (y == 0)
+        for g in sorted(set(gens[(shares == share) & (y == 1)].tolist())) + ["all"]:
+            fake = (shares == share) & (y == 1) & ((gens == g) if g != "all" else True)
+            m = real | fake
+            cell = {"generator": g, "share": share, "n_fake": int(fake.sum()), "n_real": int(real.sum())}
+            if real.any() and fake.any():
+                cell.update({"auc": metrics.auc(y[m], scores[m]), "ap": metrics.average_precision(y[m], scores[m]),
+                             "tpr@1%fpr": metrics.tpr_at_fpr(y[m], scores[m], 0.01),
+                             "acc_cal": metrics.accuracy(y[m], scores[m], threshold)})
+            out.append(cell)
+    return out
+
+
+#: TrueFake's order of the shares (non-shared first); others follow alphabetically
+SHARE_ORDER = ("PreSocial", "Facebook", "Telegram", "Twitter")
+
+
+def _share_order(share: str) -> tuple[int, str]:
+    return (SHARE_ORDER.index(share) if share in SHARE_ORDER else len(SHARE_ORDER), share)
 
 
 def jsonable(obj: Any) -> Any:

@@ -255,5 +255,5 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -
         for i, s in enumerate(samples):
             rows.append(Row(dname, aname, akey, sid(s), int(s.label), s.generator, float(s_clean[i]),
                             float(s_adv[i]), float(norms["l0"][i]), float(norms["l2"][i]), float(norms["linf"][i]),
-                            float(norms["psnr"][i]), int(q[i]), float(dt), rej[i]))
+                            float(norms["psnr"][i]), int(q[i]), float(dt), rej[i], s.share))
     return rows

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS results (
     run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
     sample TEXT NOT NULL, label INTEGER NOT NULL, generator TEXT,
     score_clean REAL, score_adv REAL, l0 REAL, l2 REAL, linf REAL, psnr REAL,
-    queries INTEGER, seconds REAL, rejected INTEGER,
+    queries INTEGER, seconds REAL, rejected INTEGER, share TEXT,
     PRIMARY KEY (run, detector, attack, params, sample));
 CREATE TABLE IF NOT EXISTS chunks (
     run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS bad_samples (
 """
 
 RESULT_COLUMNS = ("run", "detector", "attack", "params", "sample", "label", "generator", "score_clean",
-                  "score_adv", "l0", "l2", "linf", "psnr", "queries", "seconds", "rejected")
+                  "score_adv", "l0", "l2", "linf", "psnr", "queries", "seconds", "rejected", "share")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class Row:
     #: 1 when an adversarial-input detector rejected the (attacked) image, 0 when not, None
     #: for detectors without rejection
     rejected: int | None = None
+    #: how the sample was shared (TrueFake's PreSocial / Facebook / Telegram / Twitter); "" unknown
+    share: str = ""
 
 
 def canonical(params: dict[str, Any]) -> str:
@@ -78,6 +80,8 @@ class Store:
         cols = {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}
         if "rejected" not in cols:  # a store written before rejections were recorded
             self.conn.execute("ALTER TABLE results ADD COLUMN rejected INTEGER")
+        if "share" not in cols:  # a store written before shares were recorded
+            self.conn.execute("ALTER TABLE results ADD COLUMN share TEXT")
 
     def close(self) -> None:
         self.conn.close()
@@ -105,7 +109,7 @@ class Store:
                 f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
                 [(run, r.detector, r.attack, r.params, r.sample, int(r.label), r.generator, r.score_clean,
                   r.score_adv, r.l0, r.l2, r.linf, r.psnr, int(r.queries), r.seconds,
-                  None if r.rejected is None else int(r.rejected)) for r in rows])
+                  None if r.rejected is None else int(r.rejected), r.share) for r in rows])
             cur.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)", (run, detector, attack, params, chunk, time.time()))
             cur.execute("COMMIT")
         except BaseException:

@@ -1,0 +1,66 @@
+"""An evaluation of a TrueFake-layout tree: shares recorded in the store, the per-generator x
+share table in results.json and report.md, numbers checked against scikit-learn."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from fakebench import detectors
+from fakebench.cli import main
+from fakebench.runner import Store
+
+from conftest import make_truefake_pattern_tree
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def truefake_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tfrun")
+    root = make_truefake_pattern_tree(tmp / "tf", n=8, size=32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        det = detectors.create("cnnspot", arch="resnet10", width=8).eval()
+    det.threshold = 0.05
+    det.save(tmp / "ck")
+    cfg = {"run": "tf", "output": "out", "batch_size": 8,
+           "dataset": {"format": "truefake", "root": "tf", "ids": "gan2:all&sdXL:all&realFFHQ:all",
+                       "split_file": "tf/split.json", "split": "test"},
+           "detectors": [{"name": "tiny", "checkpoint": "ck"}],
+           "attacks": [{"attack": "share", "options": {"platform": "facebook"}}]}
+    (tmp / "exp.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["evaluate", "--config", str(tmp / "exp.yaml"), "--no-progress"]) == 0
+    return tmp / "out"
+
+
+def test_per_generator_share_table_in_the_report(truefake_run):
+    res = json.loads((truefake_run / "results.json").read_text())
+    clean = next(s for s in res["summary"] if s["attack"] == "clean")
+    cells = {(c["generator"], c["share"]): c for c in clean["by_generator_share"]}
+    # split.json's test part: 2 images per folder, in PreSocial and Facebook
+    assert set(cells) == {(g, sh) for g in ("StableDiffusionXL", "StyleGAN2", "all") for sh in ("PreSocial", "Facebook")}
+    assert [c["share"] for c in clean["by_generator_share"]][0] == "PreSocial"  # TrueFake's order
+    assert (cells[("StyleGAN2", "Facebook")]["n_fake"], cells[("StyleGAN2", "Facebook")]["n_real"]) == (2, 2)
+    assert cells[("all", "PreSocial")]["n_fake"] == 4
+    with Store(truefake_run / "results.sqlite") as st:
+        rows = [r for r in st.rows("tf") if r["attack"] == "clean"]
+    assert {r["share"] for r in rows} == {"PreSocial", "Facebook"}
+    for (g, sh), c in cells.items():
+        sel = [r for r in rows if r["share"] == sh and (r["label"] == 0 or g in ("all", r["generator"]))]
+        y = np.array([r["label"] for r in sel])
+        s = np.array([r["score_adv"] for r in sel])
+        assert c["auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-9)
+        assert c["ap"] == pytest.approx(average_precision_score(y, s), abs=1e-9)
+    md = (truefake_run / "report.md").read_text()
+    assert "## Per generator x share" in md
+    assert "| generator | PreSocial | Facebook |" in md
+    sg = cells[("StyleGAN2", "Facebook")]
+    assert f"{sg['auc']:.3f} / {sg['ap']:.3f} / {sg['tpr@1%fpr']:.3f}" in md
+    # the attacked setting gets its own table
+    assert any(s["attack"] == "share" and s["by_generator_share"] for s in res["summary"])
