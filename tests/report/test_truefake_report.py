@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import make_truefake_pattern_tree
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fakebench import detectors
 from fakebench.cli import main
 from fakebench.runner import Store
-
-from conftest import make_truefake_pattern_tree
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def truefake_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tfrun")
-    root = make_truefake_pattern_tree(tmp / "tf", n=8, size=32)
+    make_truefake_pattern_tree(tmp / "tf", n=8, size=32)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
         det = detectors.create("cnnspot", arch="resnet10", width=8).eval()
@@ -45,7 +44,7 @@ def test_per_generator_share_table_in_the_report(truefake_run):
     cells = {(c["generator"], c["share"]): c for c in clean["by_generator_share"]}
     # split.json's test part: 2 images per folder, in PreSocial and Facebook
     assert set(cells) == {(g, sh) for g in ("StableDiffusionXL", "StyleGAN2", "all") for sh in ("PreSocial", "Facebook")}
-    assert [c["share"] for c in clean["by_generator_share"]][0] == "PreSocial"  # TrueFake's order
+    assert clean["by_generator_share"][0]["share"] == "PreSocial"  # TrueFake's order
     assert (cells[("StyleGAN2", "Facebook")]["n_fake"], cells[("StyleGAN2", "Facebook")]["n_real"]) == (2, 2)
     assert cells[("all", "PreSocial")]["n_fake"] == 4
     with Store(truefake_run / "results.sqlite") as st:
