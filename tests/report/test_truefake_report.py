@@ -63,3 +63,27 @@ def test_per_generator_share_table_in_the_report(truefake_run):
     assert f"{sg['auc']:.3f} / {sg['ap']:.3f} / {sg['tpr@1%fpr']:.3f}" in md
     # the attacked setting gets its own table
     assert any(s["attack"] == "share" and s["by_generator_share"] for s in res["summary"])
+
+
+def test_share_attack_compared_with_the_real_shared_copies(truefake_run):
+    """The facebook preset on PreSocial test images vs their real Facebook copies (PIL JPEG q=80,
+    4:2:0, of the same pixels; see make_truefake_pattern_tree): below Facebook's resize limit the
+    preset is that same JPEG, so every simulation equals its copy bit for bit, and the score
+    difference is zero; the unshared originals are not."""
+    res = json.loads((truefake_run / "results.json").read_text())
+    (c,) = res["sharing_vs_real"]
+    assert (c["detector"], c["platform"], c["n_pairs"], c["same_size"]) == ("tiny", "facebook", 6, 1.0)
+    assert c["identical"] == 1.0 and c["psnr_sim_vs_copy"] is None  # infinite PSNR, no finite mean
+    assert 25 < c["psnr_orig_vs_copy"] < 60
+    assert c["abs_score_diff"] < 1e-5 and c["same_decision"] == 1.0
+    with Store(truefake_run / "results.sqlite") as st:
+        rows = list(st.rows("tf"))
+        pairs = st.share_pairs("tf")
+    assert {p["sample"].split("/")[0] for p in pairs} == {"PreSocial"}
+    assert {p["copy"].split("/")[0] for p in pairs} == {"Facebook"}
+    adv = {r["sample"]: r["score_adv"] for r in rows if r["attack"] == "share"}
+    clean = {r["sample"]: r["score_clean"] for r in rows if r["attack"] == "clean"}
+    diffs = [adv[p["sample"]] - clean[p["copy"]] for p in pairs]
+    assert c["score_diff"] == pytest.approx(float(np.mean(diffs)), abs=1e-9)
+    assert c["abs_score_diff"] == pytest.approx(float(np.mean(np.abs(diffs))), abs=1e-9)
+    assert "## Sharing presets vs real shared copies" in (truefake_run / "report.md").read_text()

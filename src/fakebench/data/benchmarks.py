@@ -178,6 +178,44 @@ def from_truefake(root: PathLike, ids: str = "all:all", split_file: PathLike | N
     return _sort(samples)
 
 
+#: fakebench sharing presets (:mod:`fakebench.data.sharing`) -> TrueFake share folders
+PLATFORM_SHARE = {"facebook": "Facebook", "telegram": "Telegram", "x": "Twitter", "twitter": "Twitter"}
+
+
+def shared_copies(samples: list[Sample], share: str) -> dict[str, Sample]:
+    """``{path of a PreSocial sample: its copy shared on `share`}`` for every image present in
+    both (same label, ``<gen>/<sub>`` and file stem: TrueFake's copies keep the original's name)."""
+    def key(s: Sample) -> tuple[int, str, str]:
+        return (s.label, s.source, Path(s.path).stem)
+
+    copies = {key(s): s for s in samples if s.share == share}
+    return {s.path: copies[key(s)] for s in samples if s.share == "PreSocial" and key(s) in copies}
+
+
+def compare_to_copy(simulated: Any, original: Any, copy_path: str) -> tuple[float, float, bool]:
+    """How close a simulated share (3, H, W) is to the real shared copy on disk: (PSNR of the
+    simulation vs the copy, PSNR of the unshared original vs the copy, whether the simulation
+    has the copy's size). Sizes that differ are compared after a bilinear resize to the copy's
+    size (the platform resized differently from the preset)."""
+    import numpy as np
+    import torch
+
+    from ..io import load_image
+    from .degrade import resize_to
+
+    ref = torch.from_numpy(np.ascontiguousarray(load_image(copy_path).transpose(2, 0, 1))).float()
+    size = tuple(ref.shape[-2:])
+
+    def psnr(x: Any) -> float:
+        x = x.detach().float().cpu()
+        if tuple(x.shape[-2:]) != size:
+            x = resize_to(x.unsqueeze(0), size)[0]
+        mse = float(torch.mean((x.clamp(0, 1) - ref) ** 2))
+        return float("inf") if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
+
+    return psnr(simulated), psnr(original), tuple(simulated.shape[-2:]) == size
+
+
 def looks_like_truefake(root: Path) -> bool:
     """A folder holding at least one TrueFake share folder with ``Real/`` or ``Fake/`` inside."""
     return any((root / s / lab).is_dir() for s in TRUEFAKE_SHARES.values() for lab in ("Real", "Fake"))

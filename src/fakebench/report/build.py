@@ -10,7 +10,7 @@ import numpy as np
 
 from .._version import __version__
 from ..runner.store import Store
-from .summary import jsonable, summarize_run
+from .summary import jsonable, sharing_vs_real, summarize_run
 
 TABLE_COLUMNS = [("detector", "detector"), ("attack", "attack"), ("label", "setting"), ("auc", "AUC"), ("ap", "AP"),
                  ("acc", "acc@0"), ("acc_cal", "acc@cal"), ("tpr_cal", "TPR@cal"), ("tpr@1%fpr", "TPR@1%FPR"),
@@ -135,6 +135,24 @@ def generator_share_tables(summary: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def sharing_vs_real_lines(copies: list[dict[str, Any]]) -> list[str]:
+    """Markdown: the sharing presets against the real shared copies (see ``sharing_vs_real``)."""
+    if not copies:
+        return []
+    lines = ["## Sharing presets vs real shared copies", "",
+             ("The `share` attack on PreSocial images against the real copies of the same images shared on the "
+              "platform: score difference (simulated - real, logits), decisions that agree at the calibrated "
+              "threshold, and PSNR (dB) of the simulation and of the unshared original against the real copy."), "",
+             ("| detector | platform | pairs | mean diff | mean abs diff | Pearson r | same decision | PSNR sim | "
+              "PSNR orig | same size | identical |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in copies:
+        lines.append(f"| {c['detector']} | {c['platform']} | {c['n_pairs']} | {_fmt('d', c['score_diff'])} | "
+                     f"{_fmt('d', c['abs_score_diff'])} | {_fmt('r', c['pearson'])} | {_fmt('s', c['same_decision'])} | "
+                     f"{_fmt('psnr', c['psnr_sim_vs_copy'])} | {_fmt('psnr', c['psnr_orig_vs_copy'])} | "
+                     f"{_fmt('s', c['same_size'])} | {_fmt('s', c['identical'])} |")
+    return [*lines, ""]
+
+
 def build_report(store_path: str | Path, run: str, out: str | Path, title: str = "fakebench report",
                  extra: dict[str, Any] | None = None, notes: list[str] | None = None) -> dict[str, Any]:
     """Write results.json, report.md and plots under ``out``. Returns the results dict."""
@@ -142,10 +160,11 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
     out.mkdir(parents=True, exist_ok=True)
     with Store(store_path) as store:
         summary = summarize_run(store, run)
+        copies = sharing_vs_real(store, run)
         bad = store.bad_samples(run)
         plots = _plot_roc(store, run, summary, out) + _plot_eps(summary, out)
     results = {"fakebench_version": __version__, "run": run, "summary": summary, "bad_samples": bad,
-               **(extra or {})}
+               **({"sharing_vs_real": copies} if copies else {}), **(extra or {})}
     (out / "results.json").write_text(json.dumps(jsonable(results), indent=2, sort_keys=True, default=str))
     lines = [f"# {title}", "", f"Run `{run}` (fakebench {__version__}). Scores are logits (> 0: synthetic). "
              "`acc@cal`/`TPR@cal` use each detector's threshold calibrated on validation data; "
@@ -159,7 +178,7 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
             lines.append(f"- **{s['detector']}**: " + ", ".join(
                 f"{g} {_fmt('auc', v)}" for g, v in s["auc_by_generator"].items()))
         lines.append("")
-    lines += generator_share_tables(summary)
+    lines += generator_share_tables(summary) + sharing_vs_real_lines(copies)
     rej = [s for s in summary if s.get("rejected") is not None]
     if rej:
         lines += ["## Rejected as adversarial", "",

@@ -127,6 +127,49 @@ def by_generator_share(rows: list[dict[str, Any]], scores: np.ndarray, threshold
     return out
 
 
+def sharing_vs_real(store: Store, run: str) -> list[dict[str, Any]]:
+    """The ``share`` attack's simulated sharing of PreSocial images against the real shared
+    copies of the same images (TrueFake), per detector and attack setting: pairs, mean score
+    difference (simulated - real copy) and its absolute value, Pearson correlation, fraction of
+    equal decisions at the calibrated threshold, mean PSNR of the simulation vs the copy and of
+    the unshared original vs the copy (finite values), fraction of simulations of the copy's
+    size and fraction identical to it."""
+    pairs = store.share_pairs(run)
+    if not pairs:
+        return []
+    thresholds = store.thresholds(run)
+    adv: dict[tuple[str, str, str], float] = {}
+    clean: dict[tuple[str, str], float] = {}
+    for r in store.rows(run):
+        if r["attack"] == "clean":
+            clean[(r["detector"], r["sample"])] = r["score_clean"]
+        else:
+            adv[(r["detector"], r["params"], r["sample"])] = r["score_adv"]
+    out = []
+    for det in sorted({d for d, _ in clean}):
+        thr = thresholds.get(det, 0.0)
+        for pkey in sorted({p["params"] for p in pairs}):
+            got = [(adv[(det, pkey, p["sample"])], clean[(det, p["copy"])], p) for p in pairs
+                   if p["params"] == pkey and (det, pkey, p["sample"]) in adv and (det, p["copy"]) in clean]
+            if not got:
+                continue
+            sim = np.array([g[0] for g in got])
+            real = np.array([g[1] for g in got])
+            corr = float(np.corrcoef(sim, real)[0, 1]) if len(got) > 2 and sim.std() > 0 and real.std() > 0 else float("nan")
+            out.append({
+                "detector": det, "params": json.loads(pkey), "platform": json.loads(pkey).get("platform"),
+                "n_pairs": len(got), "score_diff": float(np.mean(sim - real)),
+                "abs_score_diff": float(np.mean(np.abs(sim - real))), "pearson": corr,
+                "same_decision": float(np.mean((sim > thr) == (real > thr))),
+                "psnr_sim_vs_copy": _finite_mean(np.array([g[2]["psnr_sim"] for g in got], dtype=float)),
+                "psnr_orig_vs_copy": _finite_mean(np.array([g[2]["psnr_orig"] for g in got], dtype=float)),
+                "same_size": float(np.mean([g[2]["size_match"] for g in got])),
+                # bit-identical simulations (PSNR infinite, left out of the mean PSNR)
+                "identical": float(np.mean([g[2]["psnr_sim"] == float("inf") for g in got])),
+            })
+    return out
+
+
 #: TrueFake's order of the shares (non-shared first); others follow alphabetically
 SHARE_ORDER = ("PreSocial", "Facebook", "Telegram", "Twitter")
 

@@ -178,6 +178,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
         bar = progress_bar(len(todo) * units_per_chunk, f"evaluate {exp.run}", progress, initial=n_done, unit="unit")
         clean_cache = {name: store.clean_scores(exp.run, name) for name in prep.detectors}
         max_pixels = exp.dataset.max_pixels or DEFAULT_MAX_PIXELS
+        recorders = {akey: _share_pairs_recorder(prep, store, akey, atk) for _, akey, atk in prep.attacks}
         for ci in todo:
             pending = [(dn, a) for dn in prep.detectors for a in [(CLEAN, "{}", None)] + prep.attacks
                        if (dn, a[0], a[1], ci) not in done]
@@ -193,7 +194,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         bar.update(1)
                         continue
                     rows = _run_unit(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
-                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid)
+                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid, recorders.get(akey))
                     store.commit_chunk(exp.run, dname, aname, akey, ci, rows)
                     if aname == CLEAN:
                         clean_cache[dname].update({r.sample: r.score_clean for r in rows})
@@ -225,7 +226,38 @@ def _finish_distributed(output: Path, rank: int, world: int, created: bool, shar
             dist.destroy_process_group()
 
 
-def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -> list[Row]:
+def _share_pairs_recorder(prep: Prepared, store: Store, akey: str, atk: Any):
+    """For a ``share`` attack on a dataset holding real shared copies (TrueFake PreSocial +
+    Facebook / Telegram / Twitter): ``f(samples, x, x_adv)`` storing, per image with a copy,
+    the PSNR of the simulation and of the original against the copy. None otherwise."""
+    from ..data.benchmarks import PLATFORM_SHARE, compare_to_copy, shared_copies
+
+    platform = atk.params().get("platform") if atk is not None and atk.params().get("op") == "share" else None
+    share = PLATFORM_SHARE.get(str(platform))
+    copies = shared_copies(prep.samples, share) if share else {}
+    if not copies:
+        return None
+    seen: set[str] = set()  # one comparison per image, whichever detector comes first
+
+    def record(samples: list[Sample], x: torch.Tensor, x_adv: torch.Tensor) -> None:
+        pairs = []
+        for i, s in enumerate(samples):
+            c = copies.get(s.path)
+            if c is None or s.path in seen:
+                continue
+            seen.add(s.path)
+            try:
+                ps, po, same = compare_to_copy(x_adv[i], x[i], c.path)
+            except FakebenchError as exc:
+                log.warning("share copy comparison skipped: %s", exc)
+                continue
+            pairs.append((prep.sid(s), prep.sid(c), ps, po, same))
+        store.add_share_pairs(prep.exp.run, akey, pairs)
+
+    return record
+
+
+def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid, on_adv=None) -> list[Row]:
     rows: list[Row] = []
     gen = torch.Generator().manual_seed(seed)
     if callable(getattr(det, "reseed", None)):  # randomised defenses: the same draws on a resumed run
@@ -245,6 +277,8 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -
             with torch.no_grad():
                 s_adv = det(x_adv).float().cpu()
             s_clean = torch.tensor([clean[sid(s)] for s in samples])
+            if on_adv is not None:
+                on_adv(samples, x, x_adv)
         dt = (time.perf_counter() - t0) / max(len(x), 1)
         rej = rejects(x_adv).tolist() if callable(rejects) else [None] * len(x)
         if x_adv.shape == x.shape:

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
     chunk INTEGER NOT NULL, finished REAL NOT NULL,
     PRIMARY KEY (run, detector, attack, params, chunk));
+CREATE TABLE IF NOT EXISTS share_pairs (
+    run TEXT NOT NULL, params TEXT NOT NULL, sample TEXT NOT NULL, copy TEXT NOT NULL,
+    psnr_sim REAL, psnr_orig REAL, size_match INTEGER, PRIMARY KEY (run, params, sample));
 CREATE TABLE IF NOT EXISTS bad_samples (
     run TEXT NOT NULL, sample TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run, sample));
 """
@@ -116,6 +119,18 @@ class Store:
             cur.execute("ROLLBACK")
             raise
 
+    def add_share_pairs(self, run: str, params: str, pairs: Iterable[tuple[str, str, float, float, bool]]) -> None:
+        """A ``share`` attack's images compared with the real shared copies:
+        (sample, copy sample, PSNR simulated vs copy, PSNR original vs copy, same size)."""
+        self.conn.executemany("INSERT OR IGNORE INTO share_pairs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              [(run, params, a, b, ps, po, int(m)) for a, b, ps, po, m in pairs])
+
+    def share_pairs(self, run: str) -> list[dict[str, Any]]:
+        cols = ("params", "sample", "copy", "psnr_sim", "psnr_orig", "size_match")
+        cur = self.conn.execute(f"SELECT {', '.join(cols)} FROM share_pairs WHERE run = ? ORDER BY params, sample",
+                                (run,))
+        return [dict(zip(cols, r)) for r in cur]
+
     def add_bad_sample(self, run: str, sample: str, reason: str) -> None:
         self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))
 
@@ -181,7 +196,7 @@ class Store:
             cur = self.conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                for table in ("runs", "detectors", "results", "chunks", "bad_samples"):
+                for table in ("runs", "detectors", "results", "chunks", "share_pairs", "bad_samples"):
                     if table not in tables:
                         continue
                     own = [r[1] for r in self.conn.execute(f"PRAGMA main.table_info({table})")]
