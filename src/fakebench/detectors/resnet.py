@@ -27,7 +27,16 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from ..errors import CheckpointError, ConfigError
-from .base import IMAGENET_MEAN, IMAGENET_STD, Detector, load_state_dict_strict, strip_prefix, torch_load_safe
+from .base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Detector,
+    centre_crop,
+    check_rgb,
+    load_state_dict_strict,
+    strip_prefix,
+    torch_load_safe,
+)
 
 ARCHS: dict[str, tuple[type[nn.Module], list[int]]] = {
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
@@ -123,13 +132,9 @@ class ResNetDetector(Detector):
         return self.net((x - self.mean) / self.std).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"{self.registry_name}: expected (N, 3, H, W) RGB in [0, 1], got {tuple(x.shape)}")
+        check_rgb(x, self.registry_name)
+        x = centre_crop(x, self.crop)
         h, w = x.shape[-2:]
-        if self.crop is not None and (h > self.crop or w > self.crop):
-            top, left = max((h - self.crop) // 2, 0), max((w - self.crop) // 2, 0)
-            x = x[..., top : top + min(self.crop, h), left : left + min(self.crop, w)]
-            h, w = x.shape[-2:]
         if self.tile_limit is not None and h > self.tile_limit and w > self.tile_limit:
             logits, weights = [], []
             for i in range(0, h, self.tile):

@@ -34,6 +34,8 @@ from .base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Detector,
+    centre_crop,
+    check_rgb,
     load_state_dict_strict,
     strip_prefix,
     torch_load_safe,
@@ -93,12 +95,8 @@ class R50E2P(Detector):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The 128-d embedding (after dropout) of images in [0, 1]."""
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"{self.registry_name}: expected (N, 3, H, W) RGB in [0, 1], got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        if self.crop is not None and (h > self.crop or w > self.crop):
-            top, left = max((h - self.crop) // 2, 0), max((w - self.crop) // 2, 0)
-            x = x[..., top : top + self.crop, left : left + self.crop]
+        check_rgb(x, self.registry_name)
+        x = centre_crop(x, self.crop)
         return self.backbone((x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
