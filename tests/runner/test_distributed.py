@@ -121,3 +121,29 @@ def test_two_nodes_with_separate_disks_merge_by_hand(single, tmp_path):
         st.ensure_run("d", {"another": "config"})
     with Store(merged) as st, pytest.raises(DataError, match="another config"):
         st.merge_from(other)
+
+
+def test_a_rank_resumes_its_own_shard(single, tmp_path, monkeypatch):
+    """Rank 1 of 2 (simulated in this process) writes chunks 1, 3, ... to its shard; a chunk lost
+    from the shard is redone on the next run and nothing else is."""
+    import fakebench.runner.run as run_mod
+    from fakebench.runner import evaluate, load_experiment
+
+    cfg, want = single
+    monkeypatch.setattr(run_mod, "dist_info", lambda: (1, 2, 1))
+    monkeypatch.setattr(run_mod, "init_process_group", lambda backend: False)
+    monkeypatch.setattr(run_mod, "_finish_distributed", lambda output, rank, world, created, shard: shard)
+    exp = load_experiment(cfg)
+    exp.output = tmp_path / "r1"
+    shard = evaluate(exp, progress=False)
+    assert shard == tmp_path / "r1" / "shards" / "rank00001.sqlite"
+    con = sqlite3.connect(shard)
+    assert sorted({c for (c,) in con.execute("SELECT chunk FROM chunks")}) == [1]  # 12 samples / 4 per chunk
+    first = rows(shard)
+    assert set(first) <= set(want) and len(first) == 4 * 3
+    con.execute("DELETE FROM chunks WHERE attack = 'jpeg'")
+    con.execute("DELETE FROM results WHERE attack = 'jpeg'")
+    con.commit()
+    con.close()
+    evaluate(exp, progress=False)
+    assert rows(shard) == first
