@@ -114,3 +114,17 @@ def test_train_r50e2p_on_truefake_ids_through_the_cli(tmp_path):
         before = detectors.create("r50e2p", arch="resnet10", width=8, freeze=True)
     torch.testing.assert_close(det.backbone.conv1.weight, before.backbone.conv1.weight)
     assert not torch.allclose(det.backbone.fc[0].weight, before.backbone.fc[0].weight)
+
+
+def test_imagenet_start_loads_a_torchvision_resnet50_but_not_its_fc(tmp_path):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        tv = resnet50(weights=None).state_dict()
+    torch.save(tv, tmp_path / "resnet50.pth")
+    det = detectors.create("r50e2p", imagenet_weights=str(tmp_path / "resnet50.pth"))
+    torch.testing.assert_close(det.backbone.conv1.weight, tv["conv1.weight"])  # copied, as the official new_conv
+    torch.testing.assert_close(det.backbone.layer4[2].bn3.running_var, tv["layer4.2.bn3.running_var"])
+    assert det.backbone.fc[0].weight.shape == (128, 2048)
+    torch.save({k: v for k, v in tv.items() if not k.startswith("layer4")}, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError, match="partial.pth"):
+        detectors.create("r50e2p", imagenet_weights=str(tmp_path / "partial.pth"))
