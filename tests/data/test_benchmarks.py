@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from conftest import make_truefake_tree
+from conftest import write_image as _img
 
 from fakebench.data import load_dataset
 from fakebench.data.benchmarks import (
@@ -17,8 +19,6 @@ from fakebench.data.benchmarks import (
     parse_truefake_ids,
 )
 from fakebench.errors import ConfigError, DataError
-
-from conftest import make_truefake_tree, write_image as _img
 
 
 def test_truefake_ids_give_exactly_the_expected_files_and_labels(tmp_path, caplog):
@@ -44,8 +44,9 @@ def test_truefake_unions_and_missing_share_warned(tmp_path, caplog):
     assert sorted(Path(s.path).name for s in sd_all) == ["c.jpg", "c.png"]
     assert len(from_truefake(tmp_path / "tf", ids="all:all")) == 9
     with caplog.at_level(logging.WARNING):
-        assert from_truefake(tmp_path / "tf", ids="gan3:tl") == []
-    assert "Telegram/Fake/StyleGAN3 (gan3:tl)" in caplog.text
+        assert from_truefake(tmp_path / "tf", ids="gan3:pre&gan2:tl") == []
+    assert "PreSocial/Fake/StyleGAN3 (gan3:pre)" in caplog.text
+    assert "Telegram/ (gan2:tl)" in caplog.text  # a whole share folder absent: named once
 
 
 def test_truefake_split_json_is_honoured(tmp_path):
@@ -144,3 +145,27 @@ def test_cnndetection_train_val_test_layout(tmp_path):
         ("train", 0, "real", "airplane"), ("train", 1, "progan", "airplane"), ("train", 1, "progan", "cat"),
         ("val", 0, "real", "cat")]
     assert [s.path for s in load_dataset(r)] == [s.path for s in got]  # recognised without a format
+
+
+def test_shared_copies_pairing_and_psnr_against_a_resized_copy(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from fakebench.data.benchmarks import compare_to_copy, shared_copies
+
+    make_truefake_tree(tmp_path / "tf")
+    samples = from_truefake(tmp_path / "tf")
+    pairs = {Path(a).name: Path(b.path).name for a, b in shared_copies(samples, "Facebook").items()}
+    assert pairs == {"a.png": "a.jpg", "c.png": "c.jpg", "r1.png": "r1.jpg"}  # b.png / r2.png were not shared
+    # a platform that halved the image: compared after resizing to the copy's size
+    rng = np.random.default_rng(0)
+    small = rng.random((8, 8, 3))
+    orig = np.kron(small, np.ones((2, 2, 1)))  # 16 x 16, blocky
+    Image.fromarray((small * 255).round().astype(np.uint8)).save(tmp_path / "copy.png")
+    x = torch.from_numpy(orig.transpose(2, 0, 1)).float()
+    ps, po, same = compare_to_copy(x, x, str(tmp_path / "copy.png"))
+    assert not same and ps == po and 10 < ps < 80
+    noisy = (x + 0.1 * torch.from_numpy(rng.standard_normal(x.shape)).float()).clamp(0, 1)
+    ps2, po2, _ = compare_to_copy(noisy, x, str(tmp_path / "copy.png"))
+    assert ps2 < po2 == po

@@ -170,9 +170,13 @@ def from_truefake(root: PathLike, ids: str = "all:all", split_file: PathLike | N
                     continue
                 samples.append(Sample(_abs(p), label, gen if label == FAKE else "real", f"{gen}/{sub}" if sub else gen,
                                       sp, share))
-    missing = [f"{share}/{'Real' if gen in _gen_union('real') else 'Fake'}/{gen} ({i})"
-               for i, share, gen in pairs
-               if (share, gen) not in found and (share, _SAME_SET.get(gen, gen)) not in found]
+    absent_shares = {share for share in wanted if not (r / share).is_dir()}
+    missing = [f"{share}/ ({ids_of})" for share in wanted if share in absent_shares
+               for ids_of in ["&".join(dict.fromkeys(i for i, sh, _ in pairs if sh == share))]]
+    missing += [f"{share}/{'Real' if gen in _gen_union('real') else 'Fake'}/{gen} ({i})"
+                for i, share, gen in pairs
+                if share not in absent_shares and (share, gen) not in found
+                and (share, _SAME_SET.get(gen, gen)) not in found]
     if missing:
         log.warning("%s: TrueFake sub-folder(s) not found, skipped: %s", r, ", ".join(missing))
     return _sort(samples)
