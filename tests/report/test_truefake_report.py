@@ -43,24 +43,32 @@ def test_per_generator_share_table_in_the_report(truefake_run):
     clean = next(s for s in res["summary"] if s["attack"] == "clean")
     cells = {(c["generator"], c["share"]): c for c in clean["by_generator_share"]}
     # split.json's test part: 2 images per folder, in PreSocial and Facebook
-    assert set(cells) == {(g, sh) for g in ("StableDiffusionXL", "StyleGAN2", "all") for sh in ("PreSocial", "Facebook")}
+    assert set(cells) == {(g, sh) for g in ("StableDiffusionXL", "StyleGAN2", "all", "real:FFHQ")
+                          for sh in ("PreSocial", "Facebook")}
     assert clean["by_generator_share"][0]["share"] == "PreSocial"  # TrueFake's order
     assert (cells[("StyleGAN2", "Facebook")]["n_fake"], cells[("StyleGAN2", "Facebook")]["n_real"]) == (2, 2)
     assert cells[("all", "PreSocial")]["n_fake"] == 4
     with Store(truefake_run / "results.sqlite") as st:
         rows = [r for r in st.rows("tf") if r["attack"] == "clean"]
     assert {r["share"] for r in rows} == {"PreSocial", "Facebook"}
+    thr = 0.05
     for (g, sh), c in cells.items():
+        if g == "real:FFHQ":
+            reals = [r["score_adv"] for r in rows if r["share"] == sh and r["label"] == 0]
+            assert (c["n_real"], c["tnr_cal"]) == (2, pytest.approx(np.mean(np.array(reals) <= thr)))
+            continue
         sel = [r for r in rows if r["share"] == sh and (r["label"] == 0 or g in ("all", r["generator"]))]
         y = np.array([r["label"] for r in sel])
         s = np.array([r["score_adv"] for r in sel])
         assert c["auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-9)
         assert c["ap"] == pytest.approx(average_precision_score(y, s), abs=1e-9)
+        assert c["tpr_cal"] == pytest.approx(np.mean(s[y == 1] > thr))
     md = (truefake_run / "report.md").read_text()
     assert "## Per generator x share" in md
     assert "| generator | PreSocial | Facebook |" in md
     sg = cells[("StyleGAN2", "Facebook")]
     assert f"{sg['auc']:.3f} / {sg['ap']:.3f} / {sg['tpr@1%fpr']:.3f}" in md
+    assert f"| real:FFHQ | TNR {cells[('real:FFHQ', 'PreSocial')]['tnr_cal']:.3f} |" in md
     # the attacked setting gets its own table
     assert any(s["attack"] == "share" and s["by_generator_share"] for s in res["summary"])
 

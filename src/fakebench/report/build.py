@@ -119,17 +119,22 @@ def generator_share_tables(summary: list[dict[str, Any]]) -> list[str]:
     for s in [x for x in summary if x.get("by_generator_share")]:
         cells = {(c["generator"], c["share"]): c for c in s["by_generator_share"]}
         shares = list(dict.fromkeys(c["share"] for c in s["by_generator_share"]))
-        gens = sorted({g for g, _ in cells} - {"all"}) + ["all"]
+        gens = sorted({g for g, _ in cells if g != "all" and not g.startswith("real:")}) + ["all"]
+        gens += sorted({g for g, _ in cells if g.startswith("real:")})
         if not lines:
-            lines += ["## Per generator x share (AUC / AP / TPR@1%FPR; fakes vs the reals of the same share)", ""]
+            lines += ["## Per generator x share (AUC / AP / TPR@1%FPR; fakes vs the reals of the same share; "
+                      "real sets: TNR at the calibrated threshold)", ""]
         lines += [f"**{s['detector']}**, {s['attack']}{' ' + s['label'] if s['label'] else ''}", "",
                   "| generator | " + " | ".join(shares) + " |", "|---|" + "---|" * len(shares)]
         for g in gens:
             row = []
             for sh in shares:
                 c = cells.get((g, sh))
-                row.append("-" if c is None or "auc" not in c else
-                           f"{_fmt('auc', c['auc'])} / {_fmt('ap', c['ap'])} / {_fmt('tpr', c['tpr@1%fpr'])}")
+                if c is not None and "tnr_cal" in c:
+                    row.append(f"TNR {_fmt('tnr', c['tnr_cal'])}")
+                else:
+                    row.append("-" if c is None or "auc" not in c else
+                               f"{_fmt('auc', c['auc'])} / {_fmt('ap', c['ap'])} / {_fmt('tpr', c['tpr@1%fpr'])}")
             lines.append(f"| {g} | " + " | ".join(row) + " |")
         lines.append("")
     return lines

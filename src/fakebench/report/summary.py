@@ -105,13 +105,17 @@ def summarize_run(store: Store, run: str) -> list[dict[str, Any]]:
 def by_generator_share(rows: list[dict[str, Any]], scores: np.ndarray, threshold: float) -> list[dict[str, Any]]:
     """The TrueFake paper's table layout: one cell per (generator, share) with the metrics of
     that generator's fakes shared that way against the reals shared the same way (AUC, AP,
-    TPR at 1% FPR, accuracy at the calibrated threshold). Also one ``all`` generator per share.
+    TPR at 1% FPR, accuracy on the pair and on the fakes alone (``tpr_cal``) at the calibrated
+    threshold), one ``all`` generator per share, and one row per real set (``real:FFHQ``: the
+    folder below ``Real/`` in the sample id, else ``real``) with its accuracy ``tnr_cal``.
     Empty when the dataset records no shares."""
     shares = np.array([r.get("share") or "" for r in rows])
     if not shares.any():
         return []
     y = np.array([r["label"] for r in rows], dtype=int)
     gens = np.array([r["generator"] for r in rows])
+    real_sets = np.array([_real_set(r["sample"]) for r in rows])
+    above = scores > threshold
     out = []
     for share in sorted(set(shares.tolist()) - {""}, key=_share_order):
         real = (shares == share) & (y == 0)
@@ -119,12 +123,24 @@ def by_generator_share(rows: list[dict[str, Any]], scores: np.ndarray, threshold
             fake = (shares == share) & (y == 1) & ((gens == g) if g != "all" else True)
             m = real | fake
             cell = {"generator": g, "share": share, "n_fake": int(fake.sum()), "n_real": int(real.sum())}
+            if fake.any():
+                cell["tpr_cal"] = float(above[fake].mean())
             if real.any() and fake.any():
                 cell.update({"auc": metrics.auc(y[m], scores[m]), "ap": metrics.average_precision(y[m], scores[m]),
                              "tpr@1%fpr": metrics.tpr_at_fpr(y[m], scores[m], 0.01),
                              "acc_cal": metrics.accuracy(y[m], scores[m], threshold)})
             out.append(cell)
+        for rs in sorted(set(real_sets[real].tolist())):
+            sel = real & (real_sets == rs)
+            out.append({"generator": f"real:{rs}", "share": share, "n_fake": 0, "n_real": int(sel.sum()),
+                        "tnr_cal": float((~above[sel]).mean())})
     return out
+
+
+def _real_set(sample: str) -> str:
+    """``FFHQ`` for ``PreSocial/Real/FFHQ/...``; ``real`` for ids of other layouts."""
+    parts = sample.replace("\\", "/").split("/")
+    return parts[2] if len(parts) > 3 and parts[1] == "Real" else "real"
 
 
 def sharing_vs_real(store: Store, run: str) -> list[dict[str, Any]]:
