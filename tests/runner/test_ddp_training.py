@@ -16,6 +16,7 @@ from fakebench.cli import main
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.slow  # two fresh processes importing torch
 def test_two_ranks_half_batch_equal_one_rank_full_batch_after_5_steps(tmp_path):
     data = make_tiny_dataset(tmp_path / "data", n_per_class=36, size=16)  # 43 train images: 5 steps of 8 in epoch 0
     common = ["cnnspot", "--data", str(data), "--arch", "resnet10", "--width", "8", "--crop", "16", "--epochs", "1",
