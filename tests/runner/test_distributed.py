@@ -82,7 +82,7 @@ def single(tmp_path_factory):
     return cfg, rows(tmp / "single" / "results.sqlite")
 
 
-@pytest.mark.slow  # two fresh processes importing torch: ~20 s alone, ~65 s on a loaded 2-core machine
+@pytest.mark.slow  # two fresh processes importing torch (64 s measured on the shared 2-core machine)
 def test_torchrun_two_ranks_shards_merged_equal_single_process(single, tmp_path):
     cfg, want = single
     out = tmp_path / "two"
