@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -84,6 +85,28 @@ def rank_batches(n: int, batch_size: int, generator: torch.Generator, drop_last:
     return RankSlice(global_batches(n, batch_size, generator, True), rank, world)
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """Sum of a tensor over the ranks; the gradient is summed over the ranks too (every rank's
+    loss depends on every rank's input through the sum)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
+def sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable all-reduce (sum) over the process group."""
+    return _SumOverRanks.apply(x)
+
+
 class GlobalBatchNorm(nn.BatchNorm2d):
     """``BatchNorm2d`` whose training statistics are those of the global batch across the
     torchrun ranks (mean, then the variance around it, each one differentiable all-reduce); the
@@ -93,13 +116,13 @@ class GlobalBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or world_size() == 1:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         c = x.shape[1]
-        count = all_reduce(torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device))[0]
-        mean = all_reduce(x.sum((0, 2, 3))) / count
+        count = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
+        dist.all_reduce(count)
+        count = count[0]
+        mean = sum_over_ranks(x.sum((0, 2, 3))) / count
         centred = x - mean.view(1, c, 1, 1)
-        var = all_reduce(centred.pow(2).sum((0, 2, 3))) / count
+        var = sum_over_ranks(centred.pow(2).sum((0, 2, 3))) / count
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 self.num_batches_tracked += 1  # type: ignore[operator]
@@ -135,4 +158,4 @@ def wrap_ddp(det: nn.Module, device: str) -> nn.Module:
 
     convert_batchnorm(det)
     ids: Sequence[int] | None = [torch.device(device).index or 0] if device.startswith("cuda") else None
-    return DistributedDataParallel(det, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(det, device_ids=ids, forward_sync_buffers=False)
