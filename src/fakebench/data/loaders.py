@@ -20,7 +20,7 @@ import errno
 import logging
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
@@ -51,6 +51,8 @@ class Sample:
         source: where the sample comes from (dataset folder, class folder, or the manifest's
             ``source`` column, e.g. the photograph a patch was cut from).
         split: ``"train"``, ``"val"``, ``"test"`` or ``""`` (not assigned).
+        share: how the image was shared (TrueFake's ``PreSocial``, ``Facebook``, ``Telegram``,
+            ``Twitter``); ``""`` when the dataset does not say.
     """
 
     path: str
@@ -58,10 +60,11 @@ class Sample:
     generator: str
     source: str
     split: str = ""
+    share: str = ""
 
 
 def _sort(samples: Iterable[Sample]) -> list[Sample]:
-    return sorted(samples, key=lambda s: (s.path, s.label, s.generator, s.source, s.split))
+    return sorted(samples, key=lambda s: (s.path, s.label, s.generator, s.source, s.split, s.share))
 
 
 def list_image_files(folder: PathLike, root: PathLike | None = None,
@@ -260,11 +263,21 @@ def _safe_join(base: Path, base_real: Path, rel: str, where: str) -> str:
     return _abs(joined)
 
 
-def load_dataset(path: PathLike) -> list[Sample]:
-    """Detect the layout of ``path`` and load it (see the module docstring for the order)."""
+def load_dataset(path: PathLike, format: str | None = None, **options: object) -> list[Sample]:
+    """Detect the layout of ``path`` and load it (see the module docstring for the order).
+
+    ``format`` names a public benchmark's release layout (``truefake``, ``genimage``,
+    ``synthbuster``, ``cnndetection``; :mod:`fakebench.data.benchmarks`) and ``options`` go to
+    its loader (TrueFake: ``ids``, ``split_file``, ``split``). Without ``format`` a TrueFake
+    tree (``PreSocial/``, ``Facebook/``, ... holding ``Real/`` / ``Fake/``) and the CNNDetection
+    release (``train/``, ``val/``, ``test/`` holding ``0_real`` / ``1_fake``) are recognised too."""
+    from . import benchmarks
+
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: dataset path not found")
+    if format is not None or options:
+        return benchmarks.load_format(format, p, **options)  # type: ignore[arg-type]
     if p.is_file():
         if p.suffix.lower() == ".csv":
             return from_manifest(p)
@@ -273,7 +286,11 @@ def load_dataset(path: PathLike) -> list[Sample]:
         return from_manifest(p / MANIFEST_NAME)
     if (p / "real").is_dir() and (p / "fake").is_dir():
         return from_folders(p)
+    if benchmarks.looks_like_truefake(p):
+        return benchmarks.from_truefake(p)
     if _has_cnndetection_dirs(p):
+        if any((p / s).is_dir() for s in SPLITS) and not ((p / "0_real").is_dir() or (p / "1_fake").is_dir()):
+            return benchmarks.from_cnndetection_splits(p)
         return from_cnndetection(p)
     raise DataError(
         f"{p}: unrecognised dataset layout; expected a .csv manifest (path,label[,generator,split,source]), "
@@ -369,4 +386,4 @@ def split_samples(samples: Sequence[Sample], fractions: Sequence[float] = (0.7, 
 
 
 def _with_split(s: Sample, split: str) -> Sample:
-    return s if s.split == split else Sample(s.path, s.label, s.generator, s.source, split)
+    return s if s.split == split else replace(s, split=split)

@@ -115,6 +115,22 @@ class Detector(nn.Module):
         return d
 
 
+def check_rgb(x: torch.Tensor, name: str) -> None:
+    """Raise ValueError unless ``x`` is an (N, 3, H, W) batch (``name``: the detector)."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name}: expected (N, 3, H, W) RGB in [0, 1], got {tuple(x.shape)}")
+
+
+def centre_crop(x: torch.Tensor, crop: int | None) -> torch.Tensor:
+    """The centre ``crop`` x ``crop`` window of images larger than ``crop`` on either side
+    (a side shorter than ``crop`` is kept whole); ``x`` itself when ``crop`` is None."""
+    h, w = x.shape[-2:]
+    if crop is None or (h <= crop and w <= crop):
+        return x
+    top, left = max((h - crop) // 2, 0), max((w - crop) // 2, 0)
+    return x[..., top : top + min(crop, h), left : left + min(crop, w)]
+
+
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load ``state`` into ``model``; on any mismatch raise one clear line naming ``source``."""
     own = model.state_dict()

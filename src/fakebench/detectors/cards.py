@@ -23,6 +23,8 @@ EMBEDDING_PAPER = ("Mundra, Aniano Porcile, Marvaniya, Verbus, Farid, Exposing G
                    "compact embeddings, CVPR Workshops 2023")
 LAUNDERING_PAPER = ("Mandelli, Bestagini, Tubaro, When synthetic traces hide real content: analysis of Stable "
                     "Diffusion image laundering, WIFS 2024")
+TRUEFAKE_PAPER = ("Dell'Anna, Montibeller, Boato, TrueFake: A Real World Case Dataset of Last Generation Fake Images "
+                  "also Shared on Social Networks, IJCNN 2025")
 PERSPECTIVE_PAPER = "Farid, Perspective (in)consistency of paint by text, arXiv 2206.14617 (2022)"
 
 _CLIP_PATHS = ("backbone_weights", "pretrained_head")
@@ -100,6 +102,22 @@ CARDS: tuple[DetectorCard, ...] = (
         path_options=("weights_dir",),
         input_size="each member's own",
         demo="clip"),
+    DetectorCard(
+        name="r50e2p", factory=_M + "truefake:build_r50e2p", paper=TRUEFAKE_PAPER,
+        summary="R50-E2P: ResNet-50 with a stride-1 first conv, 128-d embedding + dropout, prototype scores layer "
+                "(learned centres and log-sigmas); freeze= trains the head only (official: TrueFake best.pt)",
+        weights=(WeightsFile("pretrained", "best.pt (trained on gan2:pre&sdXL:pre&realFFHQ:pre&realFORLAB:pre)",
+                             "github.com/MMLab-unitn/TrueFake-IJCNN25 (README: 'pretrained weights' link)"),
+                 WeightsFile("imagenet_weights", "resnet50 ImageNet state dict (the official starting point)",
+                             "torchvision ResNet50_Weights.DEFAULT")),
+        path_options=("pretrained", "imagenet_weights"),
+        input_size="whole image at full resolution, no resize or crop (official test.py); same-size images batch "
+                   "together, others go alone (evaluation buckets by size)",
+        # official train.py / dataset.py: Adam lr 1e-4, batch 64, random 96-px crops (after a 300-px crop or
+        # resized crop), flips; blur / JPEG (65-95) / colour jitter each with p 0.3 on PreSocial images only;
+        # fakebench applies blur and JPEG with p 0.3 to every image and has no colour jitter (README: Limitations)
+        recipe={"crop": 96, "lr": 1e-4, "batch_size": 64, "blur_prob": 0.3, "jpeg_prob": 0.3},
+        demo_note="trained on TrueFake (fakebench train r50e2p --format truefake --ids ...); not part of the demo"),
     DetectorCard(
         name="faces-wild", factory=_M + "faces:FacesInTheWild", paper=FACES_PAPER,
         summary="EfficientNet-B1 + 2x2048 FC (dropout 0.8), 512 px faces; operating point TPR@0.5% FPR",

@@ -27,7 +27,16 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from ..errors import CheckpointError, ConfigError
-from .base import IMAGENET_MEAN, IMAGENET_STD, Detector, load_state_dict_strict, strip_prefix, torch_load_safe
+from .base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Detector,
+    centre_crop,
+    check_rgb,
+    load_state_dict_strict,
+    strip_prefix,
+    torch_load_safe,
+)
 
 ARCHS: dict[str, tuple[type[nn.Module], list[int]]] = {
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
@@ -42,7 +51,8 @@ class ResNetBackbone(nn.Module):
     a configurable stem stride (``stride0``: 2 = standard, 1 = no early downsampling) and a
     configurable base width. Output: (N,) logits."""
 
-    def __init__(self, arch: str = "resnet50", width: int = 64, stride0: int = 2, num_outputs: int = 1) -> None:
+    def __init__(self, arch: str = "resnet50", width: int = 64, stride0: int = 2, num_outputs: int = 1,
+                 pool_stride: int | None = None) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ConfigError(f"arch: {arch!r} is not one of {sorted(ARCHS)}")
@@ -55,7 +65,9 @@ class ResNetBackbone(nn.Module):
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=stride0, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=stride0, padding=1)
+        # pool_stride: the max-pool's stride when it differs from the stem's (TrueFake's R50-E2P
+        # keeps torchvision's stride-2 pool after a stride-1 first convolution)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=pool_stride or stride0, padding=1)
         self.layer1 = self._make_layer(block, width, layers[0], 1)
         self.layer2 = self._make_layer(block, width * 2, layers[1], 2)
         self.layer3 = self._make_layer(block, width * 4, layers[2], 2)
@@ -120,13 +132,9 @@ class ResNetDetector(Detector):
         return self.net((x - self.mean) / self.std).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"{self.registry_name}: expected (N, 3, H, W) RGB in [0, 1], got {tuple(x.shape)}")
+        check_rgb(x, self.registry_name)
+        x = centre_crop(x, self.crop)
         h, w = x.shape[-2:]
-        if self.crop is not None and (h > self.crop or w > self.crop):
-            top, left = max((h - self.crop) // 2, 0), max((w - self.crop) // 2, 0)
-            x = x[..., top : top + min(self.crop, h), left : left + min(self.crop, w)]
-            h, w = x.shape[-2:]
         if self.tile_limit is not None and h > self.tile_limit and w > self.tile_limit:
             logits, weights = [], []
             for i in range(0, h, self.tile):

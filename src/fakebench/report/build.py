@@ -12,7 +12,7 @@ from .._version import __version__
 from ..errors import ConfigError
 from ..runner.store import Store
 from . import figures
-from .summary import jsonable, summarize_run
+from .summary import jsonable, sharing_vs_real, summarize_run
 
 FORMATS = ("json", "md", "html")
 ASR_LEGEND = ("ASR = among the attacked-class images decided correctly before the attack, the fraction decided wrongly "
@@ -62,6 +62,52 @@ def _make_figures(summary: list[dict[str, Any]], groups: figures.Groups, thresho
     }
 
 
+def generator_share_tables(summary: list[dict[str, Any]]) -> list[str]:
+    """Markdown: per detector and setting, generators x shares, each cell ``AUC / AP / TPR@1%FPR``
+    of that generator's fakes against the reals shared the same way (the TrueFake paper's layout)."""
+    lines: list[str] = []
+    for s in [x for x in summary if x.get("by_generator_share")]:
+        cells = {(c["generator"], c["share"]): c for c in s["by_generator_share"]}
+        shares = list(dict.fromkeys(c["share"] for c in s["by_generator_share"]))
+        gens = sorted({g for g, _ in cells if g != "all" and not g.startswith("real:")}) + ["all"]
+        gens += sorted({g for g, _ in cells if g.startswith("real:")})
+        if not lines:
+            lines += ["## Per generator x share (AUC / AP / TPR@1%FPR; fakes vs the reals of the same share; "
+                      "real sets: TNR at the calibrated threshold)", ""]
+        lines += [f"**{s['detector']}**, {s['attack']}{' ' + s['label'] if s['label'] else ''}", "",
+                  "| generator | " + " | ".join(shares) + " |", "|---|" + "---|" * len(shares)]
+        for g in gens:
+            row = []
+            for sh in shares:
+                c = cells.get((g, sh))
+                if c is not None and "tnr_cal" in c:
+                    row.append(f"TNR {_fmt('tnr', c['tnr_cal'])}")
+                else:
+                    row.append("-" if c is None or "auc" not in c else
+                               f"{_fmt('auc', c['auc'])} / {_fmt('ap', c['ap'])} / {_fmt('tpr', c['tpr@1%fpr'])}")
+            lines.append(f"| {g} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
+def sharing_vs_real_lines(copies: list[dict[str, Any]]) -> list[str]:
+    """Markdown: the sharing presets against the real shared copies (see ``sharing_vs_real``)."""
+    if not copies:
+        return []
+    lines = ["## Sharing presets vs real shared copies", "",
+             ("The `share` attack on PreSocial images against the real copies of the same images shared on the "
+              "platform: score difference (simulated - real, logits), decisions that agree at the calibrated "
+              "threshold, and PSNR (dB) of the simulation and of the unshared original against the real copy."), "",
+             ("| detector | platform | pairs | mean diff | mean abs diff | Pearson r | same decision | PSNR sim | "
+              "PSNR orig | same size | identical |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in copies:
+        lines.append(f"| {c['detector']} | {c['platform']} | {c['n_pairs']} | {_fmt('d', c['score_diff'])} | "
+                     f"{_fmt('d', c['abs_score_diff'])} | {_fmt('r', c['pearson'])} | {_fmt('s', c['same_decision'])} | "
+                     f"{_fmt('psnr', c['psnr_sim_vs_copy'])} | {_fmt('psnr', c['psnr_orig_vs_copy'])} | "
+                     f"{_fmt('s', c['same_size'])} | {_fmt('s', c['identical'])} |")
+    return [*lines, ""]
+
+
 def build_report(store_path: str | Path, run: str, out: str | Path, title: str = "fakebench report",
                  extra: dict[str, Any] | None = None, notes: list[str] | None = None,
                  formats: tuple[str, ...] | list[str] = FORMATS, log_file: str | Path | None = None,
@@ -89,6 +135,7 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
     with Store(store_path, readonly=True) as store:  # a missing store: one line, nothing created
         out.mkdir(parents=True, exist_ok=True)
         summary = summarize_run(store, run)
+        copies = sharing_vs_real(store, run)
         bad = store.bad_samples(run)
         thresholds = store.thresholds(run)
         config, env = store.config(run), store.environment(run)
@@ -96,7 +143,10 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
         for r in store.rows(run):
             groups.setdefault((r["detector"], r["attack"], r["params"]), []).append(r)
     results = {"fakebench_version": __version__, "run": run, "summary": summary, "bad_samples": bad,
-               **(extra or {})}
+               **({"sharing_vs_real": copies} if copies else {}), **(extra or {})}
+    tables = _condition_tables(summary, copies)
+    if tables:
+        results["tables"] = [*results.get("tables", []), *tables]
     if "json" in formats:
         (out / "results.json").write_text(json.dumps(jsonable(results), indent=2, sort_keys=True, default=str))
     if not {"md", "html"} & set(formats):
@@ -104,7 +154,7 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
     figs = _make_figures(summary, groups, thresholds, out)
     plots = [p for group in figs.values() for p, _ in group if p is not None]
     if "md" in formats:
-        _write_markdown(out, title, run, summary, bad, notes, plots)
+        _write_markdown(out, title, run, summary, bad, notes, plots, copies)
     if "html" in formats:
         gal_blocks, _ = build_gallery(store_path.parent, summary, groups, thresholds, out, n=gallery)
         secs = [summary_section(run, summary, bad, notes or []),
@@ -122,8 +172,28 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
     return results
 
 
+def _condition_tables(summary: list[dict[str, Any]], copies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per generator x share tables and the sharing-vs-real comparison as generic report
+    tables (``results["tables"]``, rendered by the HTML page)."""
+    tables: list[dict[str, Any]] = []
+    for s in [x for x in summary if x.get("by_generator_share")]:
+        rows: dict[str, dict[str, Any]] = {}
+        for c in s["by_generator_share"]:
+            cell = (f"TNR {_fmt('tnr', c['tnr_cal'])}" if "tnr_cal" in c else
+                    "-" if "auc" not in c else
+                    f"{_fmt('auc', c['auc'])} / {_fmt('ap', c['ap'])} / {_fmt('tpr', c['tpr@1%fpr'])}")
+            rows.setdefault(c["generator"], {"generator": c["generator"]})[c["share"]] = cell
+        tables.append({"title": f"{s['detector']}, {s['attack']} {s['label']}: per generator x share",
+                       "caption": "AUC / AP / TPR@1%FPR of each generator's fakes vs the reals of the same share",
+                       "rows": list(rows.values())})
+    if copies:
+        tables.append({"title": "Sharing presets vs real shared copies", "rows": copies,
+                       "caption": "the share attack on PreSocial images vs the real copies shared on the platform"})
+    return tables
+
+
 def _write_markdown(out: Path, title: str, run: str, summary: list[dict[str, Any]], bad: dict[str, str],
-                    notes: list[str] | None, plots: list[Path]) -> None:
+                    notes: list[str] | None, plots: list[Path], copies: list[dict[str, Any]]) -> None:
     lines = [f"# {title}", "", (f"Run `{run}` (fakebench {__version__}). Scores are logits (> 0: synthetic). "
              "`acc@cal`/`TPR@cal` use each detector's threshold calibrated on validation data; "
              f"{ASR_LEGEND}; "
@@ -136,6 +206,7 @@ def _write_markdown(out: Path, title: str, run: str, summary: list[dict[str, Any
             lines.append(f"- **{s['detector']}**: " + ", ".join(
                 f"{g} {_fmt('auc', v)}" for g, v in s["auc_by_generator"].items()))
         lines.append("")
+    lines += generator_share_tables(summary) + sharing_vs_real_lines(copies)
     rej = [s for s in summary if s.get("rejected") is not None]
     if rej:
         lines += ["## Rejected as adversarial", "",

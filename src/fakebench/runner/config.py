@@ -61,6 +61,16 @@ class DatasetSpec:
     generators: list[str] | None = None
     limit: int | None = None
     max_pixels: int | None = None
+    #: a public benchmark's release layout (``truefake``, ``genimage``, ``synthbuster``,
+    #: ``cnndetection``) and its loader's options (TrueFake: ``ids``, ``split_file``)
+    format: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> list[Any]:
+        """The dataset's samples (:func:`fakebench.data.load_dataset`), before selection."""
+        from ..data import load_dataset
+
+        return load_dataset(self.path, format=self.format, **self.options)
 
 
 @dataclass
@@ -202,22 +212,50 @@ def check_device(v: Any, where: str) -> str:
     return v
 
 
+_DATASET_KEYS = {"path", "root", "split", "generators", "limit", "max_pixels", "format", "ids", "split_file", "real_dir"}
+
+
+def _dataset_spec(ds: dict[str, Any], base: Path, source: str) -> DatasetSpec:
+    """``dataset:``: ``path`` (or ``root``), selection (``split``, ``generators``, ``limit``),
+    ``max_pixels``, and for public benchmarks ``format`` with its loader's options."""
+    where = f"{source}.dataset"
+    _unknown(ds, _DATASET_KEYS, where, show_known=True)
+    if "path" in ds and "root" in ds:
+        raise ConfigError(f"{where}: give 'path' or 'root', not both")
+    key = "root" if "root" in ds else "path"
+    split = _names(ds.get("split"), f"{where}.split")
+    options: dict[str, Any] = {}
+    if ds.get("ids") is not None:
+        options["ids"] = str(ds["ids"])
+    for k in ("split_file", "real_dir"):
+        if ds.get(k) is not None:
+            options[k] = _path(base, ds[k], f"{where}.{k}")
+            if not options[k].exists():
+                raise ConfigError(f"{where}.{k}: {options[k]} does not exist")
+    spec = DatasetSpec(
+        path=_path(base, _req(ds, key, where), f"{where}.{key}"),
+        split=split[0] if split is not None and len(split) == 1 else split,  # type: ignore[arg-type]
+        generators=_names(ds.get("generators"), f"{where}.generators") if ds.get("generators") else None,
+        limit=_int(ds["limit"], f"{where}.limit", 1) if ds.get("limit") is not None else None,
+        max_pixels=_int(ds["max_pixels"], f"{where}.max_pixels", 1) if ds.get("max_pixels") else None,
+        format=str(ds["format"]) if ds.get("format") else None,
+        options=options,
+    )
+    if not _exists(spec.path, f"{where}.{key}"):
+        raise ConfigError(f"{where}.{key}: {spec.path} does not exist")
+    if spec.format is not None or options:
+        from ..data.benchmarks import check_format_options
+
+        check_format_options(spec.format, options, where)
+    return spec
+
+
 def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str = "config") -> Experiment:
     """Validate a config mapping. ``base`` resolves relative paths."""
     raw = parse_value(_mapping(raw, source), source)
     _unknown(raw, KNOWN_TOP, source, show_known=True)
     ds = _mapping(_req(raw, "dataset", source), f"{source}.dataset")
-    _unknown(ds, ("path", "split", "generators", "limit", "max_pixels"), f"{source}.dataset")
-    split = _names(ds.get("split"), f"{source}.dataset.split")
-    dspec = DatasetSpec(
-        path=_path(base, _req(ds, "path", f"{source}.dataset"), f"{source}.dataset.path"),
-        split=split[0] if split is not None and len(split) == 1 else split,  # type: ignore[arg-type]
-        generators=_names(ds.get("generators"), f"{source}.dataset.generators") if ds.get("generators") else None,
-        limit=_int(ds["limit"], f"{source}.dataset.limit", 1) if ds.get("limit") is not None else None,
-        max_pixels=_int(ds["max_pixels"], f"{source}.dataset.max_pixels", 1) if ds.get("max_pixels") else None,
-    )
-    if not _exists(dspec.path, f"{source}.dataset.path"):
-        raise ConfigError(f"{source}.dataset.path: {dspec.path} does not exist")
+    dspec = _dataset_spec(ds, base, source)
 
     dets_raw = _req(raw, "detectors", source)
     if not isinstance(dets_raw, list) or not dets_raw:

@@ -4,15 +4,19 @@ Work is cut into fixed chunks of ``batch_size`` samples (the same cut on every r
 config). A chunk's images are decoded once; every detector scores them clean, then every
 attack runs on them, and each (detector, attack, chunk) is committed atomically. Randomness is
 seeded per (seed, detector, attack, chunk), so a resumed run reproduces an uninterrupted one
-exactly. Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) chunks are sharded across processes
-that all write to the same store.
+exactly.
+
+Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) chunks are sharded across processes: rank r
+takes chunks r, r + W, ... and writes them to its own shard store ``OUTPUT/shards/rankNNNNN.sqlite``
+(SQLite must not be shared over a network file system); after a ``torch.distributed`` barrier
+(gloo) rank 0 merges every shard it can see into ``OUTPUT/results.sqlite``. Shards on other
+machines' disks are merged by hand with ``fakebench merge``. A rerun resumes each shard.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import time
 import zlib
@@ -26,12 +30,15 @@ import torch
 from .. import attacks as attack_registry
 from .. import detectors as detector_registry
 from ..attacks.base import target_mask
-from ..data import Sample, load_dataset, select
+from ..data import Sample, select
 from ..data.pipeline import iter_batches
 from ..errors import CheckpointError, ConfigError, FakebenchError
 from ..io import DEFAULT_MAX_PIXELS, safe_text
 from ..metrics import perturbation_norms
 from ..progress import progress_bar
+from ..train.distributed import dist_env as dist_info
+from ..train.distributed import init_process_group
+from ..train.distributed import rank_device as run_device
 from .config import Experiment
 from .gallery import GalleryPicker, pushed
 from .store import Row, Store, canonical
@@ -40,6 +47,29 @@ log = logging.getLogger(__name__)
 
 CLEAN = "clean"
 STORE_FILE = "results.sqlite"
+SHARD_DIR = "shards"
+
+
+def shard_path(output: Path, rank: int) -> Path:
+    """Where rank ``rank`` writes its shard store."""
+    return Path(output) / SHARD_DIR / f"rank{rank:05d}.sqlite"
+
+
+def merge_shards(output: Path, world: int | None = None, dest: Path | None = None) -> tuple[Path, list[int]]:
+    """Merge the shard stores under ``output/shards`` into ``dest`` (``output/results.sqlite``).
+    Returns (dest, ranks whose shard is missing among ``range(world)``); with missing ranks
+    nothing is merged (the report would be partial)."""
+    shard_dir = Path(output) / SHARD_DIR
+    present = sorted(shard_dir.glob("rank*.sqlite"))
+    ranks = {int(p.stem[4:]) for p in present if p.stem[4:].isdigit()}
+    missing = [r for r in range(world or 0) if r not in ranks]
+    dest = dest or Path(output) / STORE_FILE
+    if missing:
+        return dest, missing
+    with Store(dest) as store:
+        for p in present:
+            store.merge_from(p)
+    return dest, []
 
 
 @dataclass
@@ -130,7 +160,7 @@ def spec_error(exc: BaseException, kind: str, index: int, name: str, options: di
 def prepare(exp: Experiment) -> Prepared:
     """Load the dataset, build every detector and attack; raise one ConfigError line on failure."""
     try:
-        samples = load_dataset(exp.dataset.path)
+        samples = exp.dataset.load()
     except FakebenchError as exc:
         raise ConfigError(f"dataset.path: {exc}") from None
     samples = select(samples, split=exp.dataset.split, generators=exp.dataset.generators, limit=exp.dataset.limit)
@@ -149,7 +179,7 @@ def prepare(exp: Experiment) -> Prepared:
             continue
         except Exception as exc:  # noqa: BLE001 - a factory refusing its options, in whatever words: one line
             raise spec_error(exc, "detectors", spec.index, spec.name, spec.options) from None
-        dets[spec.name] = det.to(exp.device).eval()
+        dets[spec.name] = det.to(run_device(exp.device)).eval()
     if not dets:
         raise ConfigError("detectors: none could be built (every optional detector lacks its weights)")
     atks = []
@@ -232,9 +262,10 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
     """Run the experiment (resuming if the store already holds part of it). Returns the store path."""
     prep = prepared or prepare(exp)
     exp.output.mkdir(parents=True, exist_ok=True)
-    store_path = exp.output / STORE_FILE
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    device = torch.device(exp.device)
+    rank, world, _ = dist_info()
+    store_path = shard_path(exp.output, rank) if world > 1 else exp.output / STORE_FILE
+    created = init_process_group("gloo") if world > 1 else False  # only a barrier: gloo on GPUs too
+    device = torch.device(run_device(exp.device))
     with Store(store_path) as store:
         store.ensure_run(exp.run, exp.raw)
         store.check_layout(exp.run, chunk_layout(prep))
@@ -251,6 +282,7 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
         bar = progress_bar(len(todo) * units_per_chunk, f"evaluate {exp.run}", progress, initial=n_done, unit="unit")
         clean_cache = {name: store.clean_scores(exp.run, name) for name in prep.detectors}
         max_pixels = exp.dataset.max_pixels or DEFAULT_MAX_PIXELS
+        recorders = {akey: _share_pairs_recorder(prep, store, akey, atk) for _, akey, atk in prep.attacks}
         for ci in todo:
             pending = [(dn, a) for dn in prep.detectors for a in [(CLEAN, "{}", None)] + prep.attacks
                        if (dn, a[0], a[1], ci) not in done]
@@ -268,7 +300,8 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         continue
                     picker = GalleryPicker(exp.gallery if atk is not None else 0)
                     rows = _run_unit(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
-                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid, picker)
+                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid, picker,
+                                     recorders.get(akey))
                     picker.write(exp.output, dname, aname, akey)  # thumbnails first: a resumed chunk rewrites them
                     if not store.commit_chunk(exp.run, dname, aname, akey, ci, rows):
                         log.info("chunk %d of %s / %s was committed by another process; keeping its rows",
@@ -278,11 +311,65 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         clean_cache[dname].update({r.sample: r.score_clean for r in rows})
                     bar.update(1)
         bar.close()
+    if world > 1:
+        return _finish_distributed(exp.output, rank, world, created, store_path)
     return store_path
 
 
+def _finish_distributed(output: Path, rank: int, world: int, created: bool, shard: Path) -> Path:
+    """Barrier, then rank 0 merges the shards. Returns the merged store on rank 0 when every
+    shard was on this disk, else this rank's shard."""
+    import torch.distributed as dist
+
+    dist.barrier()
+    try:
+        if rank != 0:
+            return shard
+        merged, missing = merge_shards(output, world)
+        if missing:
+            log.warning("rank 0: the shards of rank(s) %s are not in %s (other machines' disks?); copy them there "
+                        "and run `fakebench merge %s`, or merge the folders: fakebench merge DIR1 DIR2 --out STORE",
+                        missing, output / SHARD_DIR, output)
+            return shard
+        return merged
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _share_pairs_recorder(prep: Prepared, store: Store, akey: str, atk: Any):
+    """For a ``share`` attack on a dataset holding real shared copies (TrueFake PreSocial +
+    Facebook / Telegram / Twitter): ``f(samples, x, x_adv)`` storing, per image with a copy,
+    the PSNR of the simulation and of the original against the copy. None otherwise."""
+    from ..data.benchmarks import PLATFORM_SHARE, compare_to_copy, shared_copies
+
+    platform = atk.params().get("platform") if atk is not None and atk.params().get("op") == "share" else None
+    share = PLATFORM_SHARE.get(str(platform))
+    copies = shared_copies(prep.samples, share) if share else {}
+    if not copies:
+        return None
+    seen: set[str] = set()  # one comparison per image, whichever detector comes first
+
+    def record(samples: list[Sample], x: torch.Tensor, x_adv: torch.Tensor) -> None:
+        pairs = []
+        for i, s in enumerate(samples):
+            c = copies.get(s.path)
+            if c is None or s.path in seen:
+                continue
+            seen.add(s.path)
+            try:
+                ps, po, same = compare_to_copy(x_adv[i], x[i], c.path)
+            except FakebenchError as exc:
+                log.warning("share copy comparison skipped: %s", exc)
+                continue
+            pairs.append((prep.sid(s), prep.sid(c), ps, po, same))
+        store.add_share_pairs(prep.exp.run, akey, pairs)
+
+    return record
+
+
 def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid,
-              picker: GalleryPicker | None = None) -> list[Row]:
+              picker: GalleryPicker | None = None, on_adv=None) -> list[Row]:
     rows: list[Row] = []
     direction = getattr(getattr(atk, "threat", None), "direction", "all")
     gen = torch.Generator().manual_seed(seed)
@@ -303,6 +390,8 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid,
             with torch.no_grad():
                 s_adv = det(x_adv).float().cpu()
             s_clean = torch.tensor([clean[sid(s)] for s in samples])
+            if on_adv is not None:
+                on_adv(samples, x, x_adv)
         dt = (time.perf_counter() - t0) / max(len(x), 1)
         rej = rejects(x_adv).tolist() if callable(rejects) else [None] * len(x)
         if x_adv.shape == x.shape:
@@ -313,7 +402,7 @@ def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid,
         for i, s in enumerate(samples):
             rows.append(Row(dname, aname, akey, sid(s), int(s.label), s.generator, float(s_clean[i]),
                             float(s_adv[i]), float(norms["l0"][i]), float(norms["l2"][i]), float(norms["linf"][i]),
-                            float(norms["psnr"][i]), int(q[i]), float(dt), rej[i]))
+                            float(norms["psnr"][i]), int(q[i]), float(dt), rej[i], s.share))
         if picker is not None and picker.k > 0 and x_adv.shape == x.shape:
             attacked = target_mask(y.cpu(), direction).tolist()
             xc, xa = x.detach().float().cpu().numpy(), x_adv.detach().float().cpu().numpy()

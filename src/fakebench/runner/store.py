@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS results (
     run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
     sample TEXT NOT NULL, label INTEGER NOT NULL, generator TEXT,
     score_clean REAL, score_adv REAL, l0 REAL, l2 REAL, linf REAL, psnr REAL,
-    queries INTEGER, seconds REAL, rejected INTEGER,
+    queries INTEGER, seconds REAL, rejected INTEGER, share TEXT,
     PRIMARY KEY (run, detector, attack, params, sample));
 CREATE TABLE IF NOT EXISTS chunks (
     run TEXT NOT NULL, detector TEXT NOT NULL, attack TEXT NOT NULL, params TEXT NOT NULL,
@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (run, detector, attack, params, chunk));
 CREATE TABLE IF NOT EXISTS environment (
     run TEXT PRIMARY KEY, info TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS share_pairs (
+    run TEXT NOT NULL, params TEXT NOT NULL, sample TEXT NOT NULL, copy TEXT NOT NULL,
+    psnr_sim REAL, psnr_orig REAL, size_match INTEGER, PRIMARY KEY (run, params, sample));
 CREATE TABLE IF NOT EXISTS bad_samples (
     run TEXT NOT NULL, sample TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (run, sample));
 CREATE TABLE IF NOT EXISTS layout (
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS layout (
 """
 
 RESULT_COLUMNS = ("run", "detector", "attack", "params", "sample", "label", "generator", "score_clean",
-                  "score_adv", "l0", "l2", "linf", "psnr", "queries", "seconds", "rejected")
+                  "score_adv", "l0", "l2", "linf", "psnr", "queries", "seconds", "rejected", "share")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class Row:
     #: 1 when an adversarial-input detector rejected the (attacked) image, 0 when not, None
     #: for detectors without rejection
     rejected: int | None = None
+    #: how the sample was shared (TrueFake's PreSocial / Facebook / Telegram / Twitter); "" unknown
+    share: str = ""
 
 
 def _short(v: Any) -> str:
@@ -97,6 +102,8 @@ class Store:
         cols = {r[1] for r in self.conn.execute("PRAGMA table_info(results)")}
         if "rejected" not in cols:  # a store written before rejections were recorded
             self.conn.execute("ALTER TABLE results ADD COLUMN rejected INTEGER")
+        if "share" not in cols:  # a store written before shares were recorded
+            self.conn.execute("ALTER TABLE results ADD COLUMN share TEXT")
 
     def _open_readonly(self) -> None:
         if not self.path.is_file():
@@ -166,7 +173,7 @@ class Store:
                 f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
                 [(run, r.detector, r.attack, r.params, r.sample, int(r.label), r.generator, r.score_clean,
                   r.score_adv, r.l0, r.l2, r.linf, r.psnr, int(r.queries), r.seconds,
-                  None if r.rejected is None else int(r.rejected)) for r in rows])
+                  None if r.rejected is None else int(r.rejected), r.share) for r in rows])
             cur.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)", (run, detector, attack, params, chunk, time.time()))
             cur.execute("COMMIT")
         except BaseException:
@@ -177,6 +184,18 @@ class Store:
     def set_environment(self, run: str, info: dict[str, Any]) -> None:
         """Versions and device of the process that (last) worked on ``run``, for reproduction."""
         self.conn.execute("INSERT OR REPLACE INTO environment VALUES (?, ?)", (run, canonical(info)))
+
+    def add_share_pairs(self, run: str, params: str, pairs: Iterable[tuple[str, str, float, float, bool]]) -> None:
+        """A ``share`` attack's images compared with the real shared copies:
+        (sample, copy sample, PSNR simulated vs copy, PSNR original vs copy, same size)."""
+        self.conn.executemany("INSERT OR IGNORE INTO share_pairs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              [(run, params, a, b, ps, po, int(m)) for a, b, ps, po, m in pairs])
+
+    def share_pairs(self, run: str) -> list[dict[str, Any]]:
+        cols = ("params", "sample", "copy", "psnr_sim", "psnr_orig", "size_match")
+        cur = self.conn.execute(f"SELECT {', '.join(cols)} FROM share_pairs WHERE run = ? ORDER BY params, sample",
+                                (run,))
+        return [dict(zip(cols, r)) for r in cur]
 
     def add_bad_sample(self, run: str, sample: str, reason: str) -> None:
         self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))
@@ -220,3 +239,48 @@ class Store:
 
     def count(self, run: str) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM results WHERE run = ?", (run,)).fetchone()[0])
+
+    # -- merging ---------------------------------------------------------------------------
+    def merge_from(self, source: str | Path) -> int:
+        """Copy every run, detector, result, finished chunk and bad sample of the store file
+        ``source`` (a per-rank shard) into this one, in one transaction; rows already here are
+        kept (shards of one run hold disjoint chunks, and a repeated merge adds nothing).
+        Returns the number of result rows added.
+
+        Raises:
+            DataError: ``source`` is not a results store, or holds a run of the same name with
+                a different config (two different experiments would mix).
+        """
+        from ..errors import DataError
+
+        src = Path(source)
+        if not src.is_file():
+            raise DataError(f"{src}: shard store not found")
+        self.conn.execute("ATTACH DATABASE ? AS shard", (str(src),))
+        try:
+            tables = {r for (r,) in self.conn.execute("SELECT name FROM shard.sqlite_master WHERE type = 'table'")}
+            if not {"runs", "results", "chunks"} <= tables:
+                raise DataError(f"{src}: not a fakebench results store (tables: {sorted(tables) or 'none'})")
+            clash = self.conn.execute("SELECT s.run FROM shard.runs s JOIN main.runs m "
+                                      "ON s.run = m.run WHERE s.config != m.config").fetchone()
+            if clash:
+                raise DataError(f"{src}: run {clash[0]!r} has another config than the one already in {self.path}; "
+                                "shards of different experiments cannot be merged")
+            before = self.conn.execute("SELECT COUNT(*) FROM main.results").fetchone()[0]
+            cur = self.conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("runs", "detectors", "results", "chunks", "share_pairs", "bad_samples", "environment", "layout"):
+                    if table not in tables:
+                        continue
+                    own = [r[1] for r in self.conn.execute(f"PRAGMA main.table_info({table})")]
+                    theirs = {r[1] for r in self.conn.execute(f"PRAGMA shard.table_info({table})")}
+                    cols = ", ".join(c for c in own if c in theirs)
+                    cur.execute(f"INSERT OR IGNORE INTO main.{table} ({cols}) SELECT {cols} FROM shard.{table}")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return int(self.conn.execute("SELECT COUNT(*) FROM main.results").fetchone()[0] - before)
+        finally:
+            self.conn.execute("DETACH DATABASE shard")
