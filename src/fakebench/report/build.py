@@ -72,8 +72,8 @@ def generator_share_tables(summary: list[dict[str, Any]]) -> list[str]:
         gens = sorted({g for g, _ in cells if g != "all" and not g.startswith("real:")}) + ["all"]
         gens += sorted({g for g, _ in cells if g.startswith("real:")})
         if not lines:
-            lines += ["## Per generator x share (AUC / AP / TPR@1%FPR; fakes vs the reals of the same share; "
-                      "real sets: TNR at the calibrated threshold)", ""]
+            lines += [("## Per generator x share (AUC / AP / TPR@1%FPR; fakes vs the reals of the same share; "
+                       "real sets: TNR at the calibrated threshold)"), ""]
         lines += [f"**{s['detector']}**, {s['attack']}{' ' + s['label'] if s['label'] else ''}", "",
                   "| generator | " + " | ".join(shares) + " |", "|---|" + "---|" * len(shares)]
         for g in gens:

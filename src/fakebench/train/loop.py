@@ -179,7 +179,7 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
 
 def _train(detector_name: str, data: str | Path | list[Sample], out: str | Path, cfg: TrainConfig,
            objective: Objective | None, rank: int, detector_options: dict[str, Any]
-           ) -> tuple["detectors.Detector", dict[str, Any]]:
+           ) -> tuple[detectors.Detector, dict[str, Any]]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the initial weights depend on the seed too
         det = build_trainable(detector_name, **detector_options)
