@@ -34,7 +34,7 @@ from .loaders import (
     PathLike,
     Sample,
     _abs,
-    _list_images,
+    list_image_files,
     _require_dir,
     _sort,
     from_cnndetection,
@@ -161,7 +161,7 @@ def from_truefake(root: PathLike, ids: str = "all:all", split_file: PathLike | N
                 continue
             found.add((share, gen))
             label = FAKE if label_dir == "Fake" else REAL
-            for p in _list_images(Path(dirpath)):
+            for p in list_image_files(Path(dirpath), base):
                 if p.parent != Path(dirpath):
                     continue
                 key = f"{gen}/{sub}/{p.stem}"
@@ -246,7 +246,7 @@ def from_genimage(root: PathLike) -> list[Sample]:
         for cls, label in (("ai", FAKE), ("nature", REAL)):
             if cls in dirnames:
                 samples += [Sample(_abs(p), label, gen if label == FAKE else "real", gen, here.name)
-                            for p in _list_images(here / cls)]
+                            for p in list_image_files(here / cls, r)]
         dirnames[:] = []  # the class folders were listed above
     if not samples and not any(p.is_dir() for p in r.glob("**/train/ai")) and not any(r.glob("**/val/ai")):
         raise DataError(f"{r}: no <generator>/{{train,val}}/{{ai,nature}} folders found (GenImage layout)")
@@ -271,12 +271,12 @@ def from_synthbuster(root: PathLike, real_dir: PathLike | None = None) -> list[S
     if real is None or not real.is_dir():
         where = real if real is not None else " or ".join(str(r / n) for n in _RAISE_NAMES[:2])
         raise DataError(f"{r}: Synthbuster reals not found ({where}); pass real_dir= the RAISE-1k folder")
-    samples = [Sample(_abs(p), REAL, "real", "RAISE") for p in _list_images(real)]
+    samples = [Sample(_abs(p), REAL, "real", "RAISE") for p in list_image_files(real)]
     real_abs = _abs(real)
     for d in sorted(p for p in r.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if _abs(d) == real_abs:
             continue
-        samples += [Sample(_abs(p), FAKE, d.name, d.name) for p in _list_images(d)]
+        samples += [Sample(_abs(p), FAKE, d.name, d.name) for p in list_image_files(d, r)]
     return _sort(samples)
 
 
