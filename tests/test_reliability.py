@@ -22,7 +22,7 @@ from conftest import REPO, make_tiny_dataset, write_png_bomb
 
 from fakebench import detectors, io
 from fakebench.cli import main
-from fakebench.errors import CheckpointError, ConfigError, ImageLoadError
+from fakebench.errors import CheckpointError, ConfigError, FakebenchError, ImageLoadError
 from fakebench.io import save_png
 from fakebench.runner import evaluate, load_experiment, prepare
 from fakebench.runner.run import STORE_FILE
@@ -171,6 +171,27 @@ def test_item2_resume_with_other_samples_or_detector_is_refused(tmp_path):
     _checkpoint(tmp_path / "ck", seed=1)  # other weights under the same name
     with pytest.raises(ConfigError, match=r"detector 'tiny'.*differs"):
         evaluate(load_experiment(_config(tmp_path, manifest, ck)), progress=False)
+
+
+def test_item2_run_never_ends_silently_short(tmp_path):
+    manifest = make_tiny_dataset(tmp_path / "data", n_per_class=4)
+    exp = load_experiment(_config(tmp_path, manifest, _checkpoint(tmp_path / "ck")))
+    db = evaluate(exp, progress=False)
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM results WHERE attack = 'jpeg' AND sample = (SELECT MIN(sample) FROM results)")
+    con.commit()
+    con.close()  # rows gone, chunk markers kept: a resume would skip the chunk
+    with pytest.raises(FakebenchError, match=r"holds 7 rows \+ 0 unreadable images for tiny / jpeg, not 8"):
+        evaluate(exp, progress=False)
+
+
+def test_item2_manifest_listing_an_image_twice_is_refused(tmp_path):
+    manifest = make_tiny_dataset(tmp_path / "data", n_per_class=2)
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines + [lines[1]]) + "\n")  # used to die with IntegrityError at commit
+    exp = load_experiment(_config(tmp_path, manifest, _checkpoint(tmp_path / "ck")))
+    with pytest.raises(ConfigError, match=r"listed more than once \(e.g. 'real_000.png'\)"):
+        evaluate(exp, progress=False)
 
 
 # -- 3. two processes on one store -----------------------------------------------------------

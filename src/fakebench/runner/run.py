@@ -168,7 +168,33 @@ def prepare(exp: Experiment) -> Prepared:
                             aname, dname)
                 skipped.add((dname, aname))
     p = exp.dataset.path.resolve()
-    return Prepared(exp, samples, dets, atks, skipped, p if p.is_dir() else p.parent)
+    prep = Prepared(exp, samples, dets, atks, skipped, p if p.is_dir() else p.parent)
+    seen: dict[str, int] = {}
+    for s in samples:
+        sid = prep.sid(s)
+        seen[sid] = seen.get(sid, 0) + 1
+    twice = sorted(k for k, n in seen.items() if n > 1)
+    if twice:
+        raise ConfigError(f"dataset: {len(twice)} image(s) listed more than once (e.g. {twice[0]!r}); "
+                          "each image may appear once")
+    return prep
+
+
+def _check_complete(store: Store, prep: Prepared) -> None:
+    """After a single-process run: every (detector, attack) has a row or a bad-sample record for
+    every sample, so a run never ends silently short."""
+    exp = prep.exp
+    n = len(prep.samples)
+    bad = len(store.bad_samples(exp.run))
+    counts = store.counts(exp.run)
+    for dname in prep.detectors:
+        for aname, akey in [(CLEAN, "{}")] + [(a, k) for a, k, _ in prep.attacks]:
+            if (dname, aname) in prep.skipped_pairs:
+                continue
+            got = counts.get((dname, aname, akey), 0)
+            if got + bad < n:
+                raise FakebenchError(f"{store.path}: run {exp.run!r} holds {got} rows + {bad} unreadable images "
+                                     f"for {dname} / {aname}, not {n}; the store is inconsistent")
 
 
 def _chunk_seed(*parts: Any) -> int:
@@ -259,6 +285,8 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         clean_cache[dname].update({r.sample: r.score_clean for r in rows})
                     bar.update(1)
         bar.close()
+        if world == 1:
+            _check_complete(store, prep)
     return store_path
 
 

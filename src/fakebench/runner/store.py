@@ -204,5 +204,11 @@ class Store:
     def runs(self) -> list[str]:
         return [r for (r,) in self.conn.execute("SELECT run FROM runs ORDER BY created")]
 
+    def counts(self, run: str) -> dict[tuple[str, str, str], int]:
+        """Rows per (detector, attack, params) of ``run``."""
+        cur = self.conn.execute("SELECT detector, attack, params, COUNT(*) FROM results WHERE run = ? "
+                                "GROUP BY detector, attack, params", (run,))
+        return {(d, a, p): int(c) for d, a, p, c in cur}
+
     def count(self, run: str) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM results WHERE run = ?", (run,)).fetchone()[0])
