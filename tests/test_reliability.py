@@ -422,6 +422,21 @@ def test_item7_config_errors_name_the_field_before_any_work(tmp_path, capsys, ch
     assert not (tmp_path / "out" / STORE_FILE).exists()  # refused before any work
 
 
+@pytest.mark.parametrize("text, needle", [
+    (b"a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+     "expands beyond 100000 values"),
+    (b"a: &a [*a]\n", "32 levels"),
+    (b"run: caf\xe9\n", "not UTF-8"),
+])
+def test_item7_hostile_yaml_files_are_one_line(tmp_path, capsys, text, needle):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_bytes(text)
+    rc, errs, stderr = _cli(["evaluate", "--no-progress", "--config", str(cfg)], capsys)
+    _one_line_error(rc, errs, stderr, needle)
+
+
 # -- 8. checkpoint folders ----------------------------------------------------------------------
 
 class _Payload:
