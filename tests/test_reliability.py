@@ -390,6 +390,32 @@ def test_item6_failed_decode_costs_only_that_image(tmp_path, monkeypatch):
     assert len(bad) == 1 and bad[0][0] == str(paths[2]) and "MemoryError" in bad[0][1]
 
 
+def test_item6_image_the_detector_cannot_process_costs_only_itself(tmp_path, monkeypatch, caplog):
+    from fakebench.detectors.resnet import CNNSpot
+
+    data = _folder_dataset(tmp_path / "data", n=2)
+    save_png(data / "fake" / "g" / "huge.png", np.zeros((40, 40, 3)))  # stands in for one too large to score
+    real = CNNSpot.forward
+
+    def forward(self, x):
+        if x.shape[-1] == 40:
+            raise MemoryError("cannot allocate 4.5 GiB")
+        return real(self, x)
+
+    monkeypatch.setattr(CNNSpot, "forward", forward)
+    exp = load_experiment(_config(tmp_path, data, _checkpoint(tmp_path / "ck")))
+    with caplog.at_level(logging.WARNING):
+        db = evaluate(exp, progress=False)
+    rows = _store_rows(db)
+    assert sorted({Path(r[3]).name for r in rows}) == ["f0.png", "f1.png", "r0.png", "r1.png"]
+    assert len(rows) == 8  # clean + jpeg for each of the 4 good images of the chunk
+    con = sqlite3.connect(db)
+    bad = dict(con.execute("SELECT sample, reason FROM bad_samples").fetchall())
+    con.close()
+    assert list(bad) == ["fake/g/huge.png"] and "tiny / clean failed (MemoryError" in bad["fake/g/huge.png"]
+    assert len([r for r in caplog.records if "huge.png" in r.getMessage()]) == 1  # one line, not one per unit
+
+
 def test_item6_tiny_image_scored_with_a_warning(tmp_path, caplog):
     data = _folder_dataset(tmp_path / "data", n=2)
     save_png(data / "real" / "one.png", np.zeros((1, 1, 3)))

@@ -275,8 +275,9 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         store.commit_chunk(exp.run, dname, aname, akey, ci, [])
                         bar.update(1)
                         continue
-                    rows = _run_unit(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
-                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid)
+                    rows = _run_isolated(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
+                                         _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid,
+                                         lambda smp, why: store.add_bad_sample(exp.run, prep.sid(smp), safe_text(why)))
                     if not store.commit_chunk(exp.run, dname, aname, akey, ci, rows):
                         log.info("chunk %d of %s / %s was committed by another process; keeping its rows",
                                  ci, dname, aname)
@@ -288,6 +289,34 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
         if world == 1:
             _check_complete(store, prep)
     return store_path
+
+
+def _run_isolated(det, dname, aname, akey, atk, batches, clean, device, seed, sid, on_fail) -> list[Row]:
+    """:func:`_run_unit`; when it fails, again one image at a time, so that an image the detector
+    or attack cannot process (out of memory on a huge image, a size it refuses) costs only
+    itself: ``on_fail(sample, reason)`` records it (True when new) and one warning line names
+    it. When several
+    images all fail alone too, the error is not about images and is raised."""
+    try:
+        return _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid)
+    except Exception as first:  # noqa: BLE001 - isolated below; re-raised if no image is to blame
+        error = first
+    rows: list[Row] = []
+    failed = []
+    for x, y, samples in batches:
+        for i, smp in enumerate(samples):
+            try:
+                rows += _run_unit(det, dname, aname, akey, atk, [(x[i:i + 1], y[i:i + 1], [smp])], clean, device,
+                                  seed, sid)
+            except Exception as exc:  # noqa: BLE001 - this image's own failure
+                msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+                failed.append((smp, f"{smp.path}: {dname} / {aname} failed ({type(exc).__name__}: {msg})"))
+    if not rows and len(failed) > 1:
+        raise error
+    for smp, why in failed:
+        if on_fail(smp, why):  # one line per image, not one per unit it fails in
+            log.warning("skipping %s", safe_text(why))
+    return rows
 
 
 def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid) -> list[Row]:

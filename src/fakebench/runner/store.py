@@ -172,8 +172,10 @@ class Store:
             raise
         return True
 
-    def add_bad_sample(self, run: str, sample: str, reason: str) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))
+    def add_bad_sample(self, run: str, sample: str, reason: str) -> bool:
+        """Record an image that could not be used; False when it was already recorded."""
+        cur = self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))
+        return cur.rowcount == 1
 
     # -- reading ---------------------------------------------------------------------------
     def done_chunks(self, run: str) -> set[tuple[str, str, str, int]]:
