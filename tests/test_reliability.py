@@ -564,3 +564,14 @@ def test_out_overwrite_is_said_in_one_line_report(tmp_path, caplog):
         assert main(argv) == 0
     lines = _overwrite_lines(caplog)
     assert len(lines) == 1 and "report.md" in lines[0] and "results.json" in lines[0]
+
+
+@pytest.mark.parametrize("attack, options, field", [
+    ("pgd", {"eps": float("inf")}, "eps"), ("pgd", {"kappa": float("nan")}, "kappa"),
+    ("pgd", {"eot_samples": 0}, "eot_samples"), ("apgd", {"eps": -1}, "eps"),
+])
+def test_item7_threat_model_refuses_non_finite_and_empty_budgets(attack, options, field):
+    from fakebench import attacks
+
+    with pytest.raises(ConfigError, match=f"{field}: must be"):
+        attacks.create(attack, **options)
