@@ -575,3 +575,20 @@ def test_item7_threat_model_refuses_non_finite_and_empty_budgets(attack, options
 
     with pytest.raises(ConfigError, match=f"{field}: must be"):
         attacks.create(attack, **options)
+
+
+def test_item4_class_folder_linked_outside_is_refused(tmp_path, caplog):
+    from fakebench.data import load_dataset
+
+    data = _folder_dataset(tmp_path / "data", n=1)
+    save_png(tmp_path / "elsewhere" / "x.png", np.zeros((32, 32, 3)))
+    (data / "fake" / "h").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "cnn" / "0_real").mkdir(parents=True)
+    save_png(tmp_path / "cnn" / "0_real" / "r.png", np.zeros((32, 32, 3)))
+    (tmp_path / "cnn" / "1_fake").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with caplog.at_level(logging.WARNING):
+        assert sorted(Path(s.path).name for s in load_dataset(data)) == ["f0.png", "r0.png"]
+        assert [Path(s.path).name for s in load_dataset(tmp_path / "cnn")] == ["r.png"]
+    lines = [r.getMessage() for r in caplog.records if "folder resolves to" in r.getMessage()]
+    assert len(lines) == 2 and "skipping folder" in lines[0] and "fake/h" in lines[0]
+    assert "skipping 1 image(s)" in lines[1]
