@@ -592,3 +592,25 @@ def test_item4_class_folder_linked_outside_is_refused(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "folder resolves to" in r.getMessage()]
     assert len(lines) == 2 and "skipping folder" in lines[0] and "fake/h" in lines[0]
     assert "skipping 1 image(s)" in lines[1]
+
+
+def test_out_overwrite_is_said_in_one_line_other_verbs(tmp_path, capsys):
+    """Verbs without their own notice (train, transfer, spectrum, robustness, forensics, demo):
+    one line after the run naming the files that were already in --out and were replaced."""
+    import shutil
+
+    ex = REPO / "examples" / "forensics"
+    for f in ("lighting.png", "lighting.json"):
+        shutil.copy(ex / f, tmp_path / f)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("mine")
+    argv = ["forensics", "lighting", str(tmp_path / "lighting.png"), "--annotations",
+            str(tmp_path / "lighting.json"), "--out", str(out)]
+    assert main(argv) == 0
+    assert "overwrote" not in capsys.readouterr().err
+    assert main(argv) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if "overwrote" in ln]
+    assert notes == [f"fakebench: note: overwrote 2 file(s) that were already in {out}: lighting_lighting.json, "
+                     "lighting_lighting.png"]
+    assert (out / "mine.txt").read_text() == "mine"
