@@ -567,13 +567,14 @@ def test_out_overwrite_is_said_in_one_line_report(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("attack, options, field", [
-    ("pgd", {"eps": float("inf")}, "eps"), ("pgd", {"kappa": float("nan")}, "kappa"),
+    ("pgd", {"eps": float("inf")}, "eps"), ("apgd", {"eps": float("inf")}, "eps"), ("pgd", {"eps": float("nan")}, "eps"),
+    ("pgd", {"kappa": float("nan")}, "kappa"),
     ("pgd", {"eot_samples": 0}, "eot_samples"), ("apgd", {"eps": -1}, "eps"),
 ])
 def test_item7_threat_model_refuses_non_finite_and_empty_budgets(attack, options, field):
     from fakebench import attacks
 
-    with pytest.raises(ConfigError, match=f"{field}: must be"):
+    with pytest.raises(ConfigError, match=f"{field}: (must be|{attack} needs a finite budget)"):
         attacks.create(attack, **options)
 
 

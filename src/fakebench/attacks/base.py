@@ -59,8 +59,8 @@ class ThreatModel:
             raise ConfigError(f"direction: {self.direction!r} is not one of {DIRECTIONS}")
         if self.norm not in NORMS:
             raise ConfigError(f"norm: {self.norm!r} is not one of {NORMS}")
-        if not (self.eps >= 0) or not math.isfinite(self.eps):
-            raise ConfigError(f"eps: must be a finite number >= 0, got {self.eps}")
+        if not (self.eps >= 0):  # NaN fails too; inf means unbounded (decision-based attacks)
+            raise ConfigError(f"eps: must be >= 0, got {self.eps}")
         if not math.isfinite(self.kappa):
             raise ConfigError(f"kappa: must be a finite number, got {self.kappa}")
         if int(self.eot_samples) < 1:
