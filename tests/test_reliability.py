@@ -22,7 +22,12 @@ from conftest import REPO, make_tiny_dataset, write_png_bomb
 
 from fakebench import detectors, io
 from fakebench.cli import main
-from fakebench.errors import CheckpointError, ConfigError, FakebenchError, ImageLoadError
+from fakebench.errors import (
+    CheckpointError,
+    ConfigError,
+    FakebenchError,
+    ImageLoadError,
+)
 from fakebench.io import save_png
 from fakebench.runner import evaluate, load_experiment, prepare
 from fakebench.runner.run import STORE_FILE
@@ -449,9 +454,9 @@ def test_item7_config_errors_name_the_field_before_any_work(tmp_path, capsys, ch
 
 
 @pytest.mark.parametrize("text, needle", [
-    (b"a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-     b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-     b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+    (b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(  # a billion laughs: 10^6 values from 6 lines
+        b"%s: &%s [%s]\n" % (n, n, b", ".join([b"*" + p] * 10)) for p, n in zip([b"a", b"b", b"c", b"d", b"e"],
+                                                                           [b"b", b"c", b"d", b"e", b"f"])),
      "expands beyond 100000 values"),
     (b"a: &a [*a]\n", "32 levels"),
     (b"run: caf\xe9\n", "not UTF-8"),
@@ -612,6 +617,6 @@ def test_out_overwrite_is_said_in_one_line_other_verbs(tmp_path, capsys):
     assert "overwrote" not in capsys.readouterr().err
     assert main(argv) == 0
     notes = [ln for ln in capsys.readouterr().err.splitlines() if "overwrote" in ln]
-    assert notes == [f"fakebench: note: overwrote 2 file(s) that were already in {out}: lighting_lighting.json, "
-                     "lighting_lighting.png"]
+    files = "lighting_lighting.json, lighting_lighting.png"
+    assert notes == [f"fakebench: note: overwrote 2 file(s) that were already in {out}: {files}"]
     assert (out / "mine.txt").read_text() == "mine"

@@ -33,7 +33,6 @@ reference returns the clean image there; the worst case is more useful to report
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch

@@ -17,7 +17,6 @@ perturbation lives in :mod:`fakebench.attacks.universal`.
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch
