@@ -166,6 +166,18 @@ def test_item2_resume_with_other_batch_size_is_refused(tmp_path):
     assert _store_rows(db) == full  # the same settings resume exactly
 
 
+def test_item2_resume_from_a_moved_dataset_folder_continues(tmp_path):
+    import shutil
+
+    manifest = make_tiny_dataset(tmp_path / "data", n_per_class=4)
+    ck = _checkpoint(tmp_path / "ck")
+    db = evaluate(load_experiment(_config(tmp_path, manifest, ck)), progress=False)
+    rows = _store_rows(db)
+    shutil.move(tmp_path / "data", tmp_path / "moved")  # the store keys are relative: still the same run
+    evaluate(load_experiment(_config(tmp_path, tmp_path / "moved" / "manifest.csv", ck)), progress=False)
+    assert _store_rows(db) == rows
+
+
 def test_item2_resume_with_other_samples_or_detector_is_refused(tmp_path):
     manifest = make_tiny_dataset(tmp_path / "data", n_per_class=6)
     ck = _checkpoint(tmp_path / "ck")

@@ -67,16 +67,21 @@ def sample_id(s: Sample, root: Path | None = None) -> str:
     return safe_text(s.path)
 
 
-def chunk_layout(prep: Prepared) -> dict[str, Any]:
-    """What decides which samples chunk ``i`` holds and how its randomness is drawn: the
-    dataset, the ordered sample list (hashed), the batch size and the seed. A resumed run must
-    have the same (:meth:`Store.check_layout`)."""
+def chunk_layout(prep: "Prepared") -> dict[str, Any]:
+    """What decides which samples chunk ``i`` holds and how its randomness is drawn: the ordered
+    sample list (store keys, labels and file sizes, hashed: portable to another machine or
+    folder), the batch size and the seed. A resumed run must have the same
+    (:meth:`Store.check_layout`)."""
     h = hashlib.sha256()
     for s in prep.samples:
-        h.update(f"{prep.sid(s)}\t{int(s.label)}\n".encode())
+        try:
+            size = os.stat(s.path).st_size
+        except (OSError, ValueError):  # dangling link, loop: decoding reports it
+            size = -1
+        h.update(f"{prep.sid(s)}\t{int(s.label)}\t{size}\n".encode())
     exp = prep.exp
-    return {"dataset": safe_text(str(exp.dataset.path.resolve())), "samples": len(prep.samples),
-            "sample_list_sha256": h.hexdigest()[:16], "batch_size": exp.batch_size, "seed": exp.seed}
+    return {"samples": len(prep.samples), "sample_list_sha256": h.hexdigest()[:16], "batch_size": exp.batch_size,
+            "seed": exp.seed}
 
 
 def detector_record(prep: Prepared, name: str) -> dict[str, Any]:
