@@ -67,7 +67,7 @@ def sample_id(s: Sample, root: Path | None = None) -> str:
     return safe_text(s.path)
 
 
-def chunk_layout(prep: "Prepared") -> dict[str, Any]:
+def chunk_layout(prep: Prepared) -> dict[str, Any]:
     """What decides which samples chunk ``i`` holds and how its randomness is drawn: the ordered
     sample list (store keys, labels and file sizes, hashed: portable to another machine or
     folder), the batch size and the seed. A resumed run must have the same
