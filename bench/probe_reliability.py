@@ -287,6 +287,10 @@ def broken_configs(root: Path, ck: Path, data: Path) -> dict[str, object]:
         "YAML top level a list": "- 1\n- 2\n",
         "empty file": "",
         "integer keys": "1: 2\ndataset: {path: x}\n",
+        "YAML alias bomb": "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcde", "bcdef")),
+        "YAML alias referring to itself": "a: &a [*a]\n",
+        "python object tag": "run: !!python/object/apply:os.system ['true']\n",
     }
 
 

@@ -57,6 +57,13 @@ def base_config(workdir: Path) -> dict[str, Any]:
             {"attack": "blur", "options": {"sigma": 1.0}},
             {"attack": "resize", "options": {"scale": 0.5, "restore": True}},
             {"attack": "share", "options": {"platform": "facebook", "quality": 80}},
+            {"attack": "apgd", "options": {"eps": "2/255", "steps": 3, "rho": 0.75}},
+            {"attack": "square", "options": {"eps": "2/255", "n_queries": 5, "p_init": 0.1}},
+            {"attack": "di-fgsm", "options": {"eps": "2/255", "steps": 2}},
+            {"attack": "r-fgsm", "options": {"eps": "4/255", "alpha": "1/255"}},
+            {"attack": "hopskipjump", "options": {"max_queries": 10}},
+            {"attack": "cf-lsb", "options": {}},
+            {"attack": "uap", "options": {"eps": "2/255"}},
         ],
     }
 
@@ -135,7 +142,7 @@ def _check_config(cfg: dict[str, Any], workdir: Path) -> None:
 
 def test_base_config_is_valid(workdir):
     prep = prepare(parse_experiment(base_config(workdir), workdir, source="exp.yaml"))
-    assert len(prep.samples) == 4 and len(prep.attacks) == 6  # pgd's grid gives two
+    assert len(prep.samples) == 4 and len(prep.attacks) == 13  # pgd's grid gives two
 
 
 @FAST

@@ -22,7 +22,12 @@ from conftest import REPO, make_tiny_dataset, write_png_bomb
 
 from fakebench import detectors, io
 from fakebench.cli import main
-from fakebench.errors import CheckpointError, ConfigError, ImageLoadError
+from fakebench.errors import (
+    CheckpointError,
+    ConfigError,
+    FakebenchError,
+    ImageLoadError,
+)
 from fakebench.io import save_png
 from fakebench.runner import evaluate, load_experiment, prepare
 from fakebench.runner.run import STORE_FILE
@@ -161,6 +166,18 @@ def test_item2_resume_with_other_batch_size_is_refused(tmp_path):
     assert _store_rows(db) == full  # the same settings resume exactly
 
 
+def test_item2_resume_from_a_moved_dataset_folder_continues(tmp_path):
+    import shutil
+
+    manifest = make_tiny_dataset(tmp_path / "data", n_per_class=4)
+    ck = _checkpoint(tmp_path / "ck")
+    db = evaluate(load_experiment(_config(tmp_path, manifest, ck)), progress=False)
+    rows = _store_rows(db)
+    shutil.move(tmp_path / "data", tmp_path / "moved")  # the store keys are relative: still the same run
+    evaluate(load_experiment(_config(tmp_path, tmp_path / "moved" / "manifest.csv", ck)), progress=False)
+    assert _store_rows(db) == rows
+
+
 def test_item2_resume_with_other_samples_or_detector_is_refused(tmp_path):
     manifest = make_tiny_dataset(tmp_path / "data", n_per_class=6)
     ck = _checkpoint(tmp_path / "ck")
@@ -171,6 +188,27 @@ def test_item2_resume_with_other_samples_or_detector_is_refused(tmp_path):
     _checkpoint(tmp_path / "ck", seed=1)  # other weights under the same name
     with pytest.raises(ConfigError, match=r"detector 'tiny'.*differs"):
         evaluate(load_experiment(_config(tmp_path, manifest, ck)), progress=False)
+
+
+def test_item2_run_never_ends_silently_short(tmp_path):
+    manifest = make_tiny_dataset(tmp_path / "data", n_per_class=4)
+    exp = load_experiment(_config(tmp_path, manifest, _checkpoint(tmp_path / "ck")))
+    db = evaluate(exp, progress=False)
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM results WHERE attack = 'jpeg' AND sample = (SELECT MIN(sample) FROM results)")
+    con.commit()
+    con.close()  # rows gone, chunk markers kept: a resume would skip the chunk
+    with pytest.raises(FakebenchError, match=r"holds 7 rows \+ 0 unreadable images for tiny / jpeg, not 8"):
+        evaluate(exp, progress=False)
+
+
+def test_item2_manifest_listing_an_image_twice_is_refused(tmp_path):
+    manifest = make_tiny_dataset(tmp_path / "data", n_per_class=2)
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines + [lines[1]]) + "\n")  # used to die with IntegrityError at commit
+    exp = load_experiment(_config(tmp_path, manifest, _checkpoint(tmp_path / "ck")))
+    with pytest.raises(ConfigError, match=r"listed more than once \(e.g. 'real_000.png'\)"):
+        evaluate(exp, progress=False)
 
 
 # -- 3. two processes on one store -----------------------------------------------------------
@@ -369,6 +407,32 @@ def test_item6_failed_decode_costs_only_that_image(tmp_path, monkeypatch):
     assert len(bad) == 1 and bad[0][0] == str(paths[2]) and "MemoryError" in bad[0][1]
 
 
+def test_item6_image_the_detector_cannot_process_costs_only_itself(tmp_path, monkeypatch, caplog):
+    from fakebench.detectors.resnet import CNNSpot
+
+    data = _folder_dataset(tmp_path / "data", n=2)
+    save_png(data / "fake" / "g" / "huge.png", np.zeros((40, 40, 3)))  # stands in for one too large to score
+    real = CNNSpot.forward
+
+    def forward(self, x):
+        if x.shape[-1] == 40:
+            raise MemoryError("cannot allocate 4.5 GiB")
+        return real(self, x)
+
+    monkeypatch.setattr(CNNSpot, "forward", forward)
+    exp = load_experiment(_config(tmp_path, data, _checkpoint(tmp_path / "ck")))
+    with caplog.at_level(logging.WARNING):
+        db = evaluate(exp, progress=False)
+    rows = _store_rows(db)
+    assert sorted({Path(r[3]).name for r in rows}) == ["f0.png", "f1.png", "r0.png", "r1.png"]
+    assert len(rows) == 8  # clean + jpeg for each of the 4 good images of the chunk
+    con = sqlite3.connect(db)
+    bad = dict(con.execute("SELECT sample, reason FROM bad_samples").fetchall())
+    con.close()
+    assert list(bad) == ["fake/g/huge.png"] and "tiny / clean failed (MemoryError" in bad["fake/g/huge.png"]
+    assert len([r for r in caplog.records if "huge.png" in r.getMessage()]) == 1  # one line, not one per unit
+
+
 def test_item6_tiny_image_scored_with_a_warning(tmp_path, caplog):
     data = _folder_dataset(tmp_path / "data", n=2)
     save_png(data / "real" / "one.png", np.zeros((1, 1, 3)))
@@ -399,6 +463,21 @@ def test_item7_config_errors_name_the_field_before_any_work(tmp_path, capsys, ch
     rc, errs, stderr = _cli(["evaluate", "--no-progress", "--config", str(cfg)], capsys)
     _one_line_error(rc, errs, stderr, needle)
     assert not (tmp_path / "out" / STORE_FILE).exists()  # refused before any work
+
+
+@pytest.mark.parametrize("text, needle", [
+    (b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(  # a billion laughs: 10^6 values from 6 lines
+        b"%s: &%s [%s]\n" % (n, n, b", ".join([b"*" + p] * 10)) for p, n in zip([b"a", b"b", b"c", b"d", b"e"],
+                                                                           [b"b", b"c", b"d", b"e", b"f"])),
+     "expands beyond 100000 values"),
+    (b"a: &a [*a]\n", "32 levels"),
+    (b"run: caf\xe9\n", "not UTF-8"),
+])
+def test_item7_hostile_yaml_files_are_one_line(tmp_path, capsys, text, needle):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_bytes(text)
+    rc, errs, stderr = _cli(["evaluate", "--no-progress", "--config", str(cfg)], capsys)
+    _one_line_error(rc, errs, stderr, needle)
 
 
 # -- 8. checkpoint folders ----------------------------------------------------------------------
@@ -502,3 +581,54 @@ def test_out_overwrite_is_said_in_one_line_report(tmp_path, caplog):
         assert main(argv) == 0
     lines = _overwrite_lines(caplog)
     assert len(lines) == 1 and "report.html" in lines[0]
+
+
+@pytest.mark.parametrize("attack, options, field", [
+    ("pgd", {"eps": float("inf")}, "eps"), ("apgd", {"eps": float("inf")}, "eps"), ("pgd", {"eps": float("nan")}, "eps"),
+    ("pgd", {"kappa": float("nan")}, "kappa"),
+    ("pgd", {"eot_samples": 0}, "eot_samples"), ("apgd", {"eps": -1}, "eps"),
+])
+def test_item7_threat_model_refuses_non_finite_and_empty_budgets(attack, options, field):
+    from fakebench import attacks
+
+    with pytest.raises(ConfigError, match=f"{field}: (must be|{attack} needs a finite budget)"):
+        attacks.create(attack, **options)
+
+
+def test_item4_class_folder_linked_outside_is_refused(tmp_path, caplog):
+    from fakebench.data import load_dataset
+
+    data = _folder_dataset(tmp_path / "data", n=1)
+    save_png(tmp_path / "elsewhere" / "x.png", np.zeros((32, 32, 3)))
+    (data / "fake" / "h").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "cnn" / "0_real").mkdir(parents=True)
+    save_png(tmp_path / "cnn" / "0_real" / "r.png", np.zeros((32, 32, 3)))
+    (tmp_path / "cnn" / "1_fake").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with caplog.at_level(logging.WARNING):
+        assert sorted(Path(s.path).name for s in load_dataset(data)) == ["f0.png", "r0.png"]
+        assert [Path(s.path).name for s in load_dataset(tmp_path / "cnn")] == ["r.png"]
+    lines = [r.getMessage() for r in caplog.records if "folder resolves to" in r.getMessage()]
+    assert len(lines) == 2 and "skipping folder" in lines[0] and "fake/h" in lines[0]
+    assert "skipping 1 image(s)" in lines[1]
+
+
+def test_out_overwrite_is_said_in_one_line_other_verbs(tmp_path, capsys):
+    """Verbs without their own notice (train, transfer, spectrum, robustness, forensics, demo):
+    one line after the run naming the files that were already in --out and were replaced."""
+    import shutil
+
+    ex = REPO / "examples" / "forensics"
+    for f in ("lighting.png", "lighting.json"):
+        shutil.copy(ex / f, tmp_path / f)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("mine")
+    argv = ["forensics", "lighting", str(tmp_path / "lighting.png"), "--annotations",
+            str(tmp_path / "lighting.json"), "--out", str(out)]
+    assert main(argv) == 0
+    assert "overwrote" not in capsys.readouterr().err
+    assert main(argv) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if "overwrote" in ln]
+    files = "lighting_lighting.json, lighting_lighting.png"
+    assert notes == [f"fakebench: note: overwrote 2 file(s) that were already in {out}: {files}"]
+    assert (out / "mine.txt").read_text() == "mine"

@@ -16,6 +16,7 @@ perturbation lives in :mod:`fakebench.attacks.universal`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -59,6 +60,8 @@ class PGD(Attack):
         if self.threat.norm not in self.supported_norms:
             supported = ", ".join(self.supported_norms)
             raise ConfigError(f"norm: {self.name} supports {supported}, got {self.threat.norm!r}")
+        if not math.isfinite(float(self.threat.eps)):  # the step size (a fraction of eps) would be infinite
+            raise ConfigError(f"eps: {self.name} needs a finite budget, got {self.threat.eps}")
         if int(self.threat.steps) < 1:  # zero steps would report the clean images as an attack
             raise ConfigError(f"steps: {self.name} needs at least 1 step, got {self.threat.steps} "
                               "(for no attack use 'attack: none')")

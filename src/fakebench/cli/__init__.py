@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from .._version import __version__
 from ..errors import FakebenchError
@@ -72,10 +73,46 @@ def _setup_logging(args: argparse.Namespace, argv: Sequence[str] | None) -> logg
     return fh
 
 
+#: verbs that say before writing which of their own output files they overwrite (or that
+#: reuse their folder on purpose: a cached dataset)
+_SAY_THEMSELVES = {"attack", "report", "data"}
+_MAX_LISTED = 20000
+
+
+def _snapshot(out: Any) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of the files already in ``out`` (up to 20000, links not followed)."""
+    found: dict[str, tuple[int, int]] = {}
+    if not out or not os.path.isdir(out):
+        return found
+    for dirpath, _, files in os.walk(out):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            found[os.path.relpath(p, out)] = (st.st_size, st.st_mtime_ns)
+            if len(found) >= _MAX_LISTED:
+                return found
+    return found
+
+
+def _say_overwritten(out: Any, before: dict[str, tuple[int, int]]) -> None:
+    """One line naming the files that were in ``out`` before the command and changed."""
+    after = _snapshot(out) if before else {}
+    changed = sorted(k for k, v in before.items() if k in after and after[k] != v)
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        print(f"fakebench: note: overwrote {len(changed)} file(s) that were already in {out}: {shown}",
+              file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     fh = _setup_logging(args, argv)
+    out = getattr(args, "out", None) if args.command not in _SAY_THEMSELVES else None
+    before = _snapshot(out)
     try:
         return int(args.func(args) or 0)
     except FakebenchError as exc:
@@ -91,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .. import progress
 
         progress.set_quiet(False)
+        _say_overwritten(out, before)
         if fh is not None:
             logging.getLogger().removeHandler(fh)
             fh.close()

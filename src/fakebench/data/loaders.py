@@ -70,45 +70,59 @@ def _sort(samples: Iterable[Sample]) -> list[Sample]:
 def list_image_files(folder: PathLike, root: PathLike | None = None,
                      refused: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Image files under ``folder`` (recursive, hidden files and folders skipped, folder
-    symlinks not followed), sorted. A file whose real path (symlinks resolved) lies outside
-    ``root`` (default: ``folder``), or that cannot be resolved (a symlink loop), is left out
-    with one warning line, and appended as ``(path, reason)`` to ``refused`` when given. A
-    dangling symlink inside ``root`` is listed (decoding then reports it as not found)."""
+    symlinks below ``folder`` not followed), sorted. A file whose real path (symlinks resolved,
+    its own or a folder's on the way) lies outside ``root`` (default: ``folder``), or that
+    cannot be resolved (a symlink loop), is left out with one warning line (one per folder when
+    a whole folder lies outside), and appended as ``(path, reason)`` to ``refused`` when given.
+    A dangling symlink inside ``root`` is listed (decoding then reports it as not found)."""
     base = Path(root if root is not None else folder).resolve()
     out = []
+
+    def refuse(p: Path, reason: str, say: bool = True) -> None:
+        if say:
+            log.warning("skipping %s: %s", safe_text(str(p)), reason)
+        if refused is not None:
+            refused.append((p, reason))
+
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith(".") or not is_image_file(name):
-                continue
+        for d in dirnames:  # not descended into (os.walk does not follow them): say so if they leave
+            link = Path(dirpath) / d
+            why = _escape_reason(link, base, "folder") if link.is_symlink() else ""
+            if why:
+                log.warning("skipping folder %s: %s", safe_text(str(link)), why)
+        names = sorted(n for n in filenames if not n.startswith(".") and is_image_file(n))
+        outside = _escape_reason(Path(dirpath), base, "folder")
+        if outside and names:
+            log.warning("skipping %d image(s) in %s: %s", len(names), safe_text(dirpath), outside)
+        for name in names:
             p = Path(dirpath) / name
-            reason = _escape_reason(p, base)
+            reason = outside or _escape_reason(p, base, "symlink")
             if reason:
-                log.warning("skipping %s: %s", safe_text(str(p)), reason)
-                if refused is not None:
-                    refused.append((p, reason))
+                refuse(p, reason, say=not outside)
                 continue
             out.append(p)
     return sorted(out)
 
 
-def _escape_reason(p: Path, base: Path) -> str:
-    """Why ``p`` may not be read as part of ``base`` ('' when it may)."""
-    if not p.is_symlink():
+def _escape_reason(p: Path, base: Path, what: str) -> str:
+    """Why ``p`` (a file, or a folder being listed) may not be read as part of ``base`` ('' when
+    it may). A file that is not a symlink is judged by its folder."""
+    if what == "symlink" and not p.is_symlink():
         return ""
     try:
         real = p.resolve()
     except (OSError, RuntimeError):  # RuntimeError: symlink loop (Python < 3.13)
-        return "symlink cannot be resolved (loop?)"
+        return f"{what} cannot be resolved (loop?)"
     if real != base and base not in real.parents:
-        return f"symlink resolves to {safe_text(str(real))}, outside {safe_text(str(base))}"
-    try:
-        os.stat(p)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "symlink cannot be resolved (loop)"
+        return f"{what} resolves to {safe_text(str(real))}, outside {safe_text(str(base))}"
+    if what == "symlink":
+        try:
+            os.stat(p)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "symlink cannot be resolved (loop)"
     return ""
-
 
 
 def _abs(p: Path) -> str:

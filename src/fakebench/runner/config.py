@@ -36,9 +36,22 @@ from ..errors import ConfigError
 _FRACTION = re.compile(r"^\s*([-+]?\d+(?:\.\d*)?)\s*/\s*(\d+(?:\.\d*)?)\s*$")
 
 
-def parse_value(v: Any, where: str = "config") -> Any:
+#: most values a config may hold, and how deep it may nest (YAML aliases can make a small
+#: file expand without bound, or refer to itself)
+MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_DEPTH = 32
+
+
+def parse_value(v: Any, where: str = "config", _budget: list[int] | None = None, _depth: int = 0) -> Any:
     """Turn ``"4/255"`` into 4/255 (float), recursively through lists and dicts. A zero
-    denominator (``"8/0"``) is one ConfigError line naming the field (``where``)."""
+    denominator (``"8/0"``) is one ConfigError line naming the field (``where``); so is a config
+    that expands (through YAML aliases) beyond :data:`MAX_CONFIG_NODES` values or
+    :data:`MAX_CONFIG_DEPTH` levels."""
+    budget = [MAX_CONFIG_NODES] if _budget is None else _budget
+    budget[0] -= 1
+    if budget[0] < 0 or _depth > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"{where[:120]}: the config expands beyond {MAX_CONFIG_NODES} values or "
+                          f"{MAX_CONFIG_DEPTH} levels (recursive or nested YAML aliases?)")
     if isinstance(v, str):
         m = _FRACTION.match(v)
         if m:
@@ -48,9 +61,9 @@ def parse_value(v: Any, where: str = "config") -> Any:
             return float(m.group(1)) / den
         return v
     if isinstance(v, list):
-        return [parse_value(x, f"{where}[{i}]") for i, x in enumerate(v)]
+        return [parse_value(x, f"{where}[{i}]", budget, _depth + 1) for i, x in enumerate(v)]
     if isinstance(v, dict):
-        return {k: parse_value(x, f"{where}.{k}") for k, x in v.items()}
+        return {k: parse_value(x, f"{where}.{k}", budget, _depth + 1) for k, x in v.items()}
     return v
 
 
@@ -327,8 +340,14 @@ def load_experiment(path: str | Path) -> Experiment:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: config file not found")
+    if not p.is_file():
+        raise ConfigError(f"{p}: not a file")
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""

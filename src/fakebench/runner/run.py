@@ -100,15 +100,20 @@ def sample_id(s: Sample, root: Path | None = None) -> str:
 
 
 def chunk_layout(prep: Prepared) -> dict[str, Any]:
-    """What decides which samples chunk ``i`` holds and how its randomness is drawn: the
-    dataset, the ordered sample list (hashed), the batch size and the seed. A resumed run must
-    have the same (:meth:`Store.check_layout`)."""
+    """What decides which samples chunk ``i`` holds and how its randomness is drawn: the ordered
+    sample list (store keys, labels and file sizes, hashed: portable to another machine or
+    folder), the batch size and the seed. A resumed run must have the same
+    (:meth:`Store.check_layout`)."""
     h = hashlib.sha256()
     for s in prep.samples:
-        h.update(f"{prep.sid(s)}\t{int(s.label)}\n".encode())
+        try:
+            size = os.stat(s.path).st_size
+        except (OSError, ValueError):  # dangling link, loop: decoding reports it
+            size = -1
+        h.update(f"{prep.sid(s)}\t{int(s.label)}\t{size}\n".encode())
     exp = prep.exp
-    return {"dataset": safe_text(str(exp.dataset.path.resolve())), "samples": len(prep.samples),
-            "sample_list_sha256": h.hexdigest()[:16], "batch_size": exp.batch_size, "seed": exp.seed}
+    return {"samples": len(prep.samples), "sample_list_sha256": h.hexdigest()[:16], "batch_size": exp.batch_size,
+            "seed": exp.seed}
 
 
 def detector_record(prep: Prepared, name: str) -> dict[str, Any]:
@@ -200,7 +205,33 @@ def prepare(exp: Experiment) -> Prepared:
                             aname, dname)
                 skipped.add((dname, aname))
     p = exp.dataset.path.resolve()
-    return Prepared(exp, samples, dets, atks, skipped, p if p.is_dir() else p.parent)
+    prep = Prepared(exp, samples, dets, atks, skipped, p if p.is_dir() else p.parent)
+    seen: dict[str, int] = {}
+    for s in samples:
+        sid = prep.sid(s)
+        seen[sid] = seen.get(sid, 0) + 1
+    twice = sorted(k for k, n in seen.items() if n > 1)
+    if twice:
+        raise ConfigError(f"dataset: {len(twice)} image(s) listed more than once (e.g. {twice[0]!r}); "
+                          "each image may appear once")
+    return prep
+
+
+def _check_complete(store: Store, prep: Prepared) -> None:
+    """After a single-process run: every (detector, attack) has a row or a bad-sample record for
+    every sample, so a run never ends silently short."""
+    exp = prep.exp
+    n = len(prep.samples)
+    bad = len(store.bad_samples(exp.run))
+    counts = store.counts(exp.run)
+    for dname in prep.detectors:
+        for aname, akey in [(CLEAN, "{}")] + [(a, k) for a, k, _ in prep.attacks]:
+            if (dname, aname) in prep.skipped_pairs:
+                continue
+            got = counts.get((dname, aname, akey), 0)
+            if got + bad < n:
+                raise FakebenchError(f"{store.path}: run {exp.run!r} holds {got} rows + {bad} unreadable images "
+                                     f"for {dname} / {aname}, not {n}; the store is inconsistent")
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -299,9 +330,10 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
                         bar.update(1)
                         continue
                     picker = GalleryPicker(exp.gallery if atk is not None else 0)
-                    rows = _run_unit(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
-                                     _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid, picker,
-                                     recorders.get(akey))
+                    rows = _run_isolated(det, dname, aname, akey, atk, batches, clean_cache[dname], device,
+                                         _chunk_seed(exp.seed, dname, aname, akey, ci), prep.sid,
+                                         lambda smp, why: store.add_bad_sample(exp.run, prep.sid(smp), safe_text(why)),
+                                         picker, recorders.get(akey))
                     picker.write(exp.output, dname, aname, akey)  # thumbnails first: a resumed chunk rewrites them
                     if not store.commit_chunk(exp.run, dname, aname, akey, ci, rows):
                         log.info("chunk %d of %s / %s was committed by another process; keeping its rows",
@@ -313,6 +345,8 @@ def evaluate(exp: Experiment, progress: bool = True, prepared: Prepared | None =
         bar.close()
     if world > 1:
         return _finish_distributed(exp.output, rank, world, created, store_path)
+    with Store(store_path) as store:
+        _check_complete(store, prep)
     return store_path
 
 
@@ -366,6 +400,35 @@ def _share_pairs_recorder(prep: Prepared, store: Store, akey: str, atk: Any):
         store.add_share_pairs(prep.exp.run, akey, pairs)
 
     return record
+
+
+def _run_isolated(det, dname, aname, akey, atk, batches, clean, device, seed, sid, on_fail,
+                  picker: GalleryPicker | None = None, on_adv=None) -> list[Row]:
+    """:func:`_run_unit`; when it fails, again one image at a time, so that an image the detector
+    or attack cannot process (out of memory on a huge image, a size it refuses) costs only
+    itself: ``on_fail(sample, reason)`` records it (True when new) and one warning line names
+    it. When several
+    images all fail alone too, the error is not about images and is raised."""
+    try:
+        return _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid, picker, on_adv)
+    except Exception as first:  # noqa: BLE001 - isolated below; re-raised if no image is to blame
+        error = first
+    rows: list[Row] = []
+    failed = []
+    for x, y, samples in batches:
+        for i, smp in enumerate(samples):
+            try:
+                rows += _run_unit(det, dname, aname, akey, atk, [(x[i:i + 1], y[i:i + 1], [smp])], clean, device,
+                                  seed, sid, picker, on_adv)
+            except Exception as exc:  # noqa: BLE001 - this image's own failure
+                msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+                failed.append((smp, f"{smp.path}: {dname} / {aname} failed ({type(exc).__name__}: {msg})"))
+    if not rows and len(failed) > 1:
+        raise error
+    for smp, why in failed:
+        if on_fail(smp, why):  # one line per image, not one per unit it fails in
+            log.warning("skipping %s", safe_text(why))
+    return rows
 
 
 def _run_unit(det, dname, aname, akey, atk, batches, clean, device, seed, sid,

@@ -197,8 +197,10 @@ class Store:
                                 (run,))
         return [dict(zip(cols, r)) for r in cur]
 
-    def add_bad_sample(self, run: str, sample: str, reason: str) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))
+    def add_bad_sample(self, run: str, sample: str, reason: str) -> bool:
+        """Record an image that could not be used; False when it was already recorded."""
+        cur = self.conn.execute("INSERT OR IGNORE INTO bad_samples VALUES (?, ?, ?)", (run, sample, reason))
+        return cur.rowcount == 1
 
     # -- reading ---------------------------------------------------------------------------
     def done_chunks(self, run: str) -> set[tuple[str, str, str, int]]:
@@ -236,6 +238,12 @@ class Store:
 
     def runs(self) -> list[str]:
         return [r for (r,) in self.conn.execute("SELECT run FROM runs ORDER BY created")]
+
+    def counts(self, run: str) -> dict[tuple[str, str, str], int]:
+        """Rows per (detector, attack, params) of ``run``."""
+        cur = self.conn.execute("SELECT detector, attack, params, COUNT(*) FROM results WHERE run = ? "
+                                "GROUP BY detector, attack, params", (run,))
+        return {(d, a, p): int(c) for d, a, p, c in cur}
 
     def count(self, run: str) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM results WHERE run = ?", (run,)).fetchone()[0])
