@@ -105,3 +105,47 @@ def build_gallery(run_dir: Path, summary: list[dict[str, Any]], groups: dict[tup
     if entries:
         (out / "gallery.json").write_text(json.dumps(entries, indent=1, default=float))
     return blocks, entries
+
+
+def spectra_figure(run_dir: Path, summary: list[dict[str, Any]], out: Path, max_pairs: int = 64
+                   ) -> tuple[Path | None, list[str]]:
+    """Mean power spectrum of ``x_adv - x`` per (attack setting, detector)
+    (:mod:`fakebench.experiments.spectrum`), computed from the thumbnails the runner kept
+    (up to ``max_pairs`` per setting, the most common crop size): the gallery's images, not
+    every attacked image."""
+    from ..experiments.spectrum import perturbation_spectra, save_spectra
+
+    pairs = {}
+    counts = []
+    for s in summary:
+        if s["attack"] == "clean":
+            continue
+        d = unit_dir(run_dir, s["detector"], s["attack"], canonical(s["params"]))
+        if not d.is_dir():
+            continue
+        loaded = []
+        for p_o in sorted(d.glob("*.orig.png"))[: 4 * max_pairs]:
+            p_a = p_o.with_name(p_o.name[: -len(".orig.png")] + ".adv.png")
+            if p_a.exists():
+                o, a = load_image(p_o), load_image(p_a)
+                if o.shape == a.shape:
+                    loaded.append((o, a))
+        if not loaded:
+            continue
+        shapes = [o.shape for o, _ in loaded]
+        common = max(set(shapes), key=shapes.count)
+        use = [(o, a) for o, a in loaded if o.shape == common and not np.array_equal(o, a)][:max_pairs]
+        name = f"{s['attack']} {s['label']}".strip() + f" / {s['detector']}"
+        if not use:
+            counts.append(f"{name}: no image changed")
+            continue
+        x = np.stack([o for o, _ in use]).transpose(0, 3, 1, 2)
+        xa = np.stack([a for _, a in use]).transpose(0, 3, 1, 2)
+        pairs[(f"{s['attack']} {s['label']}".strip(), s["detector"])] = (x, xa)
+        counts.append(f"{name}: {len(use)}")
+    if not pairs:
+        return None, []
+    paths = save_spectra(perturbation_spectra(pairs), out)
+    return paths["png"], ["Computed from the thumbnails the runner kept for the gallery (the most and least affected "
+                          "images of each chunk, central crops), not from every attacked image; images per panel: "
+                          + "; ".join(counts) + "."]
