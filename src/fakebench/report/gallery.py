@@ -107,7 +107,7 @@ def build_gallery(run_dir: Path, summary: list[dict[str, Any]], groups: dict[tup
     return blocks, entries
 
 
-def spectra_figure(run_dir: Path, summary: list[dict[str, Any]], out: Path, max_pairs: int = 64
+def spectra_figure(run_dir: Path, summary: list[dict[str, Any]], out: Path, max_pairs: int = 24
                    ) -> tuple[Path | None, list[str]]:
     """Mean power spectrum of ``x_adv - x`` per (attack setting, detector)
     (:mod:`fakebench.experiments.spectrum`), computed from the thumbnails the runner kept
@@ -124,7 +124,7 @@ def spectra_figure(run_dir: Path, summary: list[dict[str, Any]], out: Path, max_
         if not d.is_dir():
             continue
         loaded = []
-        for p_o in sorted(d.glob("*.orig.png"))[: 4 * max_pairs]:
+        for p_o in sorted(d.glob("*.orig.png"))[: 2 * max_pairs]:
             p_a = p_o.with_name(p_o.name[: -len(".orig.png")] + ".adv.png")
             if p_a.exists():
                 o, a = load_image(p_o), load_image(p_a)
