@@ -53,7 +53,7 @@ def main() -> int:
     browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fakebench-shot-"))
     manifest = make_data(root / "data")
-    train_detector("cnnspot", manifest, root / "cnn", TrainConfig(epochs=4, batch_size=16, lr=1e-3, crop=0, seed=0,
+    train_detector("res50nodown", manifest, root / "cnn", TrainConfig(epochs=4, batch_size=8, lr=1e-3, crop=0, seed=0,
                                                                    progress=False), arch="resnet10", width=8)
     pgd = {"direction": "evade", "steps": 10, "step_size": "0.5/255"}
     cfg = {"run": "example", "output": str(root / "run"), "seed": 0, "batch_size": 16,

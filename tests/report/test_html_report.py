@@ -33,7 +33,11 @@ def test_html_is_self_contained_with_sections(small_run):  # noqa: F811
     assert table.count("<tr>") == 1 + len(small_run["results"]["summary"]) == 1 + 4
     # reproduction: the stored environment and the link to the log
     repro = html.split('<section id="reproduction">', 1)[1]
-    assert "python" in repro and "fakebench" in repro and 'href="run.log"' in repro
+    assert "Environment of the run (as stored by the runner)" in repro and 'href="run.log"' in repro
+    with Store(small_run["store"]) as st:
+        env = st.environment("small")
+    assert env["device"] == "cpu" and env["torch"] in repro and env["python"] in repro
+    assert "&quot;gallery&quot;: 3" in repro  # the exact config
 
 
 def test_conditional_asr_of_an_attack_that_changes_nothing_is_zero(small_run):  # noqa: F811
