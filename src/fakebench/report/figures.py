@@ -47,7 +47,9 @@ def plot_roc_det(det: str, entries: list[tuple[dict[str, Any], list[dict[str, An
                  ) -> tuple[Path | None, list[str]]:
     """ROC (linear axes) and DET (normal-deviate axes) of one detector, clean vs every attack
     setting. An attacked curve whose ROC points equal the clean ones is drawn dashed and named."""
-    from scipy.special import ndtri  # the normal quantile (scipy.stats.norm.ppf without importing scipy.stats)
+    from scipy.special import (
+        ndtri,  # the normal quantile (scipy.stats.norm.ppf without importing scipy.stats)
+    )
 
     plt = _plt()
     fig, (ax, ax_det) = plt.subplots(1, 2, figsize=(10, 4.8))
