@@ -142,3 +142,18 @@ def test_queries_vs_success_only_for_black_box_attacks(small_run, tmp_path):  # 
     build_report(tmp_path / "s.sqlite", "r", tmp_path / "rep", formats=["html"])
     assert '<section id="queries">' in (tmp_path / "rep" / "report.html").read_text()
     assert (tmp_path / "rep" / "queries_vs_success.png").stat().st_size > 1000
+
+
+def test_gallery_size_cap_names_what_it_leaves_out(small_run, tmp_path):  # noqa: F811
+    from fakebench.report.gallery import build_gallery
+    from fakebench.report.html import Gallery, Text
+
+    res = small_run["results"]
+    with Store(small_run["store"]) as st:
+        groups = {}
+        for r in st.rows("small"):
+            groups.setdefault((r["detector"], r["attack"], r["params"]), []).append(r)
+    blocks, entries = build_gallery(small_run["out"], res["summary"], groups, {"tiny": 0.0}, tmp_path, n=3, max_bytes=1)
+    assert [type(b) for b in blocks] == [Gallery, Text]  # the first setting, then the names of the others
+    assert len({(e["attack"], e["setting"]) for e in entries}) == 1
+    assert "noop" in blocks[1].text and "pgd" in blocks[1].text
