@@ -184,7 +184,8 @@ def demo_config(data_manifest: Path, checkpoints: dict[str, Path], seed: int) ->
 
 def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path] = (), tae_weights: str | Path | None = None,
              seed: int = 0, progress: bool = True, clip_weights: str | Path | None = None,
-             clip_model: str | None = None, clip_model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+             clip_model: str | None = None, clip_model_config: dict[str, Any] | None = None,
+             log_file: str | Path | None = None) -> dict[str, Any]:
     """Run the demo end to end; returns the results dict also written to ``out/results.json``.
 
     ``clip_weights``: a local open_clip image-tower weights file (``open_clip_model.safetensors``
@@ -262,7 +263,7 @@ def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path]
                                   "dataset_settings": settings, "robustness": robust,
                                   "tables": [{"title": "Adaptive robustness at 4/255: undefended vs defended "
                                               "(robustness/report.html has the full leaderboard)", "rows": robust}]},
-                           notes=notes)
+                           notes=notes, log_file=log_file)
     print()
     print(format_table(results["summary"]))
     print()

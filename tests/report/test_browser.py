@@ -18,7 +18,8 @@ from PIL import Image
 from small_run import small_run  # noqa: F401 - the session fixture
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no headless Chromium on PATH (apt-get install chromium)")
+pytestmark = [pytest.mark.skipif(BROWSER is None, reason="no headless Chromium on PATH (apt-get install chromium)"),
+              pytest.mark.slow]
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--hide-scrollbars"]

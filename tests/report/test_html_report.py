@@ -26,14 +26,18 @@ def test_html_is_self_contained_with_sections(small_run):  # noqa: F811
     srcs = re.findall(r'<img[^>]*src="([^"]*)"', html)
     assert len(srcs) >= 10 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "http://" not in html and "https://" not in html and "<link" not in html
-    for sid in ("summary", "metrics", "roc", "hist", "generators", "gallery", "reproduction"):
+    for sid in ("summary", "metrics", "roc", "hist", "generators", "spectra", "gallery", "reproduction"):
         assert f'<section id="{sid}">' in html, sid
     # metrics table: one row per (detector, attack, params) of the summary
     table = html.split('id="metrics">', 1)[1].split("</table>", 1)[0]
     assert table.count("<tr>") == 1 + len(small_run["results"]["summary"]) == 1 + 4
     # reproduction: the stored environment and the link to the log
     repro = html.split('<section id="reproduction">', 1)[1]
-    assert "python" in repro and "fakebench" in repro and 'href="run.log"' in repro
+    assert "Environment of the run (as stored by the runner)" in repro and 'href="run.log"' in repro
+    with Store(small_run["store"]) as st:
+        env = st.environment("small")
+    assert env["device"] == "cpu" and env["torch"] in repro and env["python"] in repro
+    assert "&quot;gallery&quot;: 3" in repro  # the exact config
 
 
 def test_conditional_asr_of_an_attack_that_changes_nothing_is_zero(small_run):  # noqa: F811
@@ -104,7 +108,7 @@ def test_report_cli_formats_quiet_and_log_file(small_run, tmp_path, capsys):  # 
     assert "fakebench" in log.read_text() and "--format md,json" in log.read_text()
     assert main(["report", "--store", str(small_run["store"]), "--out", str(tmp_path / "h")]) == 0
     assert sorted(p.name for p in (tmp_path / "h").iterdir() if p.suffix in (".html", ".md", ".json")) == \
-        ["gallery.json", "report.html"]
+        ["gallery.json", "perturbation_spectra.json", "report.html"]
     assert isinstance(progress.progress_bar(3, "x"), type(progress.progress_bar(3, "x", enabled=True))) and \
         not isinstance(progress.progress_bar(3, "x"), progress.NullBar)  # --quiet does not outlive its command
     progress.set_quiet(True)
@@ -114,3 +118,42 @@ def test_report_cli_formats_quiet_and_log_file(small_run, tmp_path, capsys):  # 
     assert main(["report", "--store", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "results store not found" in err[0] and not (tmp_path / "nope.sqlite").exists()
+
+
+def test_queries_vs_success_only_for_black_box_attacks(small_run, tmp_path):  # noqa: F811
+    from fakebench.report import build_report
+    from fakebench.report.figures import success_by_queries
+    from fakebench.runner.store import Row, canonical
+
+    assert '<section id="queries">' not in (small_run["out"] / "report.html").read_text()  # PGD is white-box
+    params = {"threat": {"direction": "evade", "norm": "linf", "eps": 8 / 255}, "seed": 0}
+    q = [10, 50, 50, 200, 1000, 1000]
+    adv = [-1.0, -2.0, 3.0, -0.5, 2.0, 1.0]  # wrong (<= 0) for the first, second and fourth fake
+    with Store(tmp_path / "s.sqlite") as st:
+        st.ensure_run("r", {"attacks": [{"name": "sq", "attack": "square"}]})
+        st.set_detector("r", "d", 0.0, {})
+        rows = [Row("d", "clean", "{}", f"f{i}", 1, "g", 5.0, 5.0, 0, 0, 0, 0, 0, 0) for i in range(6)]
+        rows += [Row("d", "clean", "{}", f"r{i}", 0, "real", -5.0, -5.0, 0, 0, 0, 0, 0, 0) for i in range(6)]
+        st.commit_chunk("r", "d", "clean", "{}", 0, rows)
+        rows = [Row("d", "sq", canonical(params), f"f{i}", 1, "g", 5.0, adv[i], 0, 0, 0, 0, q[i], 0) for i in range(6)]
+        st.commit_chunk("r", "d", "sq", canonical(params), 0, rows)
+        grid, rate = success_by_queries([r for r in st.rows("r") if r["attack"] == "sq"], 0.0, "evade")
+    assert grid.tolist() == [0, 10, 50, 200, 1000] and rate.tolist() == pytest.approx([0, 1 / 6, 2 / 6, 3 / 6, 3 / 6])
+    build_report(tmp_path / "s.sqlite", "r", tmp_path / "rep", formats=["html"])
+    assert '<section id="queries">' in (tmp_path / "rep" / "report.html").read_text()
+    assert (tmp_path / "rep" / "queries_vs_success.png").stat().st_size > 1000
+
+
+def test_gallery_size_cap_names_what_it_leaves_out(small_run, tmp_path):  # noqa: F811
+    from fakebench.report.gallery import build_gallery
+    from fakebench.report.html import Gallery, Text
+
+    res = small_run["results"]
+    with Store(small_run["store"]) as st:
+        groups = {}
+        for r in st.rows("small"):
+            groups.setdefault((r["detector"], r["attack"], r["params"]), []).append(r)
+    blocks, entries = build_gallery(small_run["out"], res["summary"], groups, {"tiny": 0.0}, tmp_path, n=3, max_bytes=1)
+    assert [type(b) for b in blocks] == [Gallery, Text]  # the first setting, then the names of the others
+    assert len({(e["attack"], e["setting"]) for e in entries}) == 1
+    assert "noop" in blocks[1].text and "pgd" in blocks[1].text

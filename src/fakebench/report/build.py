@@ -47,8 +47,8 @@ def format_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _make_figures(summary: list[dict[str, Any]], groups: figures.Groups, thresholds: dict[str, float], out: Path
-                  ) -> dict[str, list[tuple[Path | None, list[str]]]]:
+def _make_figures(summary: list[dict[str, Any]], groups: figures.Groups, thresholds: dict[str, float], out: Path,
+                  config: dict[str, Any]) -> dict[str, list[tuple[Path | None, list[str]]]]:
     per_det: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     for s in summary:
         per_det.setdefault(s["detector"], []).append(
@@ -58,7 +58,7 @@ def _make_figures(summary: list[dict[str, Any]], groups: figures.Groups, thresho
         "hist": [figures.plot_histograms(d, e, thresholds.get(d, 0.0), out) for d, e in per_det.items()],
         "eps": [figures.plot_eps(summary, out)],
         "gen": [figures.plot_generator_heatmap(summary, out)],
-        "queries": [figures.plot_queries(summary, groups, thresholds, out)],
+        "queries": [figures.plot_queries(summary, groups, thresholds, out, figures.black_box_names(config))],
     }
 
 
@@ -117,7 +117,7 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
     gallery's amplified perturbations. ``gallery``: images per side (most / least affected)
     per (detector, attack setting). ``sections``: extra :class:`~fakebench.report.html.Section` s
     appended to the HTML. Returns the results dict."""
-    from .gallery import build_gallery
+    from .gallery import build_gallery, spectra_figure
     from .html import Section, Text, write_page
     from .page import (
         extra_tables,
@@ -151,7 +151,7 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
         (out / "results.json").write_text(json.dumps(jsonable(results), indent=2, sort_keys=True, default=str))
     if not {"md", "html"} & set(formats):
         return results
-    figs = _make_figures(summary, groups, thresholds, out)
+    figs = _make_figures(summary, groups, thresholds, out, config)
     plots = [p for group in figs.values() for p, _ in group if p is not None]
     if "md" in formats:
         _write_markdown(out, title, run, summary, bad, notes, plots, copies)
@@ -164,6 +164,8 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
                 figure_section("Accuracy vs eps", "eps", figs["eps"], "accuracy on the attacked class vs budget"),
                 figure_section("AUC per generator", "generators", figs["gen"], "each generator's fakes vs all reals"),
                 figure_section("Queries vs success", "queries", figs["queries"], "black-box attacks"),
+                figure_section("Perturbation spectra", "spectra", [spectra_figure(store_path.parent, summary, out)],
+                               "mean power spectrum of x_adv - x (log scale) and radial profiles"),
                 Section("Adversarial gallery", list(gal_blocks), "gallery"),
                 extra_tables(results), *(sections or []),
                 Section(f"Skipped files ({len(bad)})", [Text(r) for r in bad.values()], "skipped"),

@@ -47,7 +47,9 @@ def plot_roc_det(det: str, entries: list[tuple[dict[str, Any], list[dict[str, An
                  ) -> tuple[Path | None, list[str]]:
     """ROC (linear axes) and DET (normal-deviate axes) of one detector, clean vs every attack
     setting. An attacked curve whose ROC points equal the clean ones is drawn dashed and named."""
-    from scipy.stats import norm
+    from scipy.special import (
+        ndtri,  # the normal quantile (scipy.stats.norm.ppf without importing scipy.stats)
+    )
 
     plt = _plt()
     fig, (ax, ax_det) = plt.subplots(1, 2, figsize=(10, 4.8))
@@ -72,7 +74,7 @@ def plot_roc_det(det: str, entries: list[tuple[dict[str, Any], list[dict[str, An
         style = {"lw": 2.2 if is_clean else 1.0, "ls": "--" if same else "-", "color": "k" if is_clean else None}
         ax.plot(fpr, tpr, label=f"{name} (AUC {s['auc']:.3f})", **style)
         fnr = 1.0 - tpr
-        ax_det.plot(norm.ppf(np.clip(fpr, *lim)), norm.ppf(np.clip(fnr, *lim)), **style)
+        ax_det.plot(ndtri(np.clip(fpr, *lim)), ndtri(np.clip(fnr, *lim)), **style)
         drawn += 1
     if not drawn:
         plt.close(fig)
@@ -84,9 +86,9 @@ def plot_roc_det(det: str, entries: list[tuple[dict[str, Any], list[dict[str, An
     ax.legend(fontsize=6, loc="lower right")
     ticks = [0.001, 0.01, 0.05, 0.2, 0.5]
     for setter in (ax_det.set_xticks, ax_det.set_yticks):
-        setter(norm.ppf(ticks), [f"{100 * t:g}%" for t in ticks])
-    ax_det.set_xlim(norm.ppf(lim[0]), norm.ppf(lim[1]))
-    ax_det.set_ylim(norm.ppf(lim[0]), norm.ppf(lim[1]))
+        setter(ndtri(ticks), [f"{100 * t:g}%" for t in ticks])
+    ax_det.set_xlim(ndtri(lim[0]), ndtri(lim[1]))
+    ax_det.set_ylim(ndtri(lim[0]), ndtri(lim[1]))
     ax_det.grid(alpha=0.3)
     ax_det.set_xlabel("false positive rate")
     ax_det.set_ylabel("false negative rate (synthetic missed)")
@@ -184,29 +186,46 @@ def plot_generator_heatmap(summary: list[dict[str, Any]], out: Path) -> tuple[Pa
     return _save(fig, out / "auc_by_generator.png"), []
 
 
-def plot_queries(summary: list[dict[str, Any]], groups: Groups, thresholds: dict[str, float], out: Path
-                 ) -> tuple[Path | None, list[str]]:
-    """Black-box attacks (settings with queries > 0): fraction of the attacked images decided
-    wrongly within q queries, vs q."""
+def black_box_names(config: dict[str, Any]) -> set[str]:
+    """Names (as in the store) of the run's attacks whose registry card calls them black-box."""
+    from ..attacks import REGISTRY
+
+    out = set()
+    for a in config.get("attacks") or []:
+        kind = str(a.get("attack", ""))
+        if kind in REGISTRY.names() and "black-box" in REGISTRY.card(kind).summary.lower():
+            out.add(str(a.get("name") or kind))
+    return out
+
+
+def success_by_queries(rows: list[dict[str, Any]], thr: float, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, rate)``: at each distinct query count q, the fraction of the attacked images that
+    end decided wrongly having used at most q queries."""
+    y = np.array([r["label"] for r in rows])
+    attacked = {"evade": y == 1, "spoof": y == 0}.get(direction, np.ones(len(y), dtype=bool))
+    if not attacked.any():
+        return np.zeros(0), np.zeros(0)
+    wrong = ((_arrays(rows, "score_adv") > thr) != (y == 1))[attacked]
+    qa = _arrays(rows, "queries")[attacked]
+    grid = np.unique(np.r_[0, qa])
+    return grid, np.array([np.mean(wrong & (qa <= g)) for g in grid])
+
+
+def plot_queries(summary: list[dict[str, Any]], groups: Groups, thresholds: dict[str, float], out: Path,
+                 black_box: set[str]) -> tuple[Path | None, list[str]]:
+    """Black-box attacks (``black_box`` names, queries recorded): fraction of the attacked
+    images decided wrongly within q queries, vs q."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = 0
     for s in summary:
-        if s["attack"] == "clean" or not (s.get("queries") or 0) > 0:
+        if s["attack"] not in black_box or not (s.get("queries") or 0) > 0:
             continue
         rows = groups.get((s["detector"], s["attack"], _key(s["params"])), [])
-        y = np.array([r["label"] for r in rows])
-        q = _arrays(rows, "queries")
-        adv = _arrays(rows, "score_adv")
-        thr = thresholds.get(s["detector"], 0.0)
-        attacked = {"evade": y == 1, "spoof": y == 0}.get(s["direction"], np.ones(len(y), dtype=bool))
-        if not attacked.any():
+        grid, rate = success_by_queries(rows, thresholds.get(s["detector"], 0.0), s["direction"])
+        if not len(grid):
             continue
-        wrong = ((adv > thr) != (y == 1))[attacked]
-        qa = q[attacked]
-        grid = np.unique(np.r_[0, qa])
-        ax.step(grid, [np.mean(wrong & (qa <= g)) for g in grid], where="post",
-                label=f"{s['detector']} {setting_name(s)}")
+        ax.step(grid, rate, where="post", label=f"{s['detector']} {setting_name(s)}")
         drawn += 1
     if not drawn:
         plt.close(fig)

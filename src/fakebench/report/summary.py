@@ -102,7 +102,7 @@ def summarize_run(store: Store, run: str, ci_resamples: int = 1000) -> list[dict
             "seconds_per_image": _finite_mean(np.array([r["seconds"] for r in rows], dtype=float)),
             "rejected": _rejected_rate(rows, attacked if atk != "clean" else np.ones_like(y, dtype=bool)),
             "auc_by_generator": by_gen,
-            "auc_ci": (metrics.bootstrap_ci(metrics.auc, y, adv, n=ci_resamples) if ci_resamples > 0
+            "auc_ci": (metrics.bootstrap_auc_ci(y, adv, n=ci_resamples) if ci_resamples > 0
                        else (float("nan"), float("nan"))),
             "by_generator_share": by_generator_share(rows, adv, thr),
         })

@@ -6,7 +6,7 @@ Example::
     output: results/               # everything is written under here (default: <stem>-results)
     seed: 0
     batch_size: 32                 # images per chunk: the unit of resumable work
-    gallery: 6                     # thumbnails kept per (detector, attack, chunk): most + least affected (0: none)
+    gallery: 3                     # thumbnails kept per (detector, attack, chunk): most + least affected (0: none)
     dataset: {path: data/manifest.csv, split: test, limit: 400}
     detectors:
       - {name: cnnspot, checkpoint: runs/cnnspot}            # a fakebench checkpoint folder
@@ -114,7 +114,7 @@ class Experiment:
     seed: int = 0
     batch_size: int = 32
     device: str = "cpu"
-    gallery: int = 6
+    gallery: int = 3
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -331,7 +331,7 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
         seed=_int(raw.get("seed", 0), f"{source}.seed"),
         batch_size=_int(raw.get("batch_size", 32), f"{source}.batch_size", 1),
         device=check_device(raw.get("device", "cpu"), f"{source}.device"),
-        gallery=_int(raw.get("gallery", 6), f"{source}.gallery", 0),
+        gallery=_int(raw.get("gallery", 3), f"{source}.gallery", 0),
         raw=raw,
     )
 
