@@ -42,7 +42,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--width", type=int, default=None, help="backbone base width (64 default)")
     s.add_argument("--det-opt", action="append", default=None, metavar="KEY=VALUE",
                    help="detector option, repeatable (e.g. --det-opt base=runs/cnnspot --det-opt method=jpeg)")
-    s.add_argument("--init", default=None, help="checkpoint folder of the same architecture to start from")
+    s.add_argument("--init", default=None, help="checkpoint folder of the same architecture to start from, or a "
+                   "torchvision ImageNet state-dict file (cnnspot/res50nodown: backbone loaded, head replaced)")
     s.add_argument("--epochs", type=int, default=10)
     s.add_argument("--max-steps", type=int, default=None)
     s.add_argument("--batch-size", type=int, default=None)

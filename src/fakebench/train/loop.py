@@ -185,12 +185,21 @@ def build_trainable(detector_name: str, **detector_options: Any) -> "detectors.D
 
 
 def init_from(det: torch.nn.Module, checkpoint: str | Path) -> None:
-    """Load the weights of a fakebench checkpoint folder into ``det`` (strict: same architecture)."""
+    """Start from ``checkpoint``: a fakebench checkpoint folder of the same architecture (all
+    weights, strict), or a FILE holding a torchvision-format ImageNet classifier state dict
+    (detectors with ``load_imagenet``, e.g. cnnspot / res50nodown: backbone loaded, head
+    replaced)."""
     from safetensors.torch import load_file
 
     from ..detectors import WEIGHTS_FILE
     from ..detectors.base import load_state_dict_strict
 
+    if Path(checkpoint).is_file():
+        if not hasattr(det, "load_imagenet"):
+            raise ConfigError(f"init: {checkpoint} is a file; {type(det).__name__} takes only a fakebench checkpoint "
+                              "folder (ImageNet initialisation: cnnspot, res50nodown)")
+        det.load_imagenet(checkpoint)
+        return
     path = Path(checkpoint) / WEIGHTS_FILE
     if not path.is_file():
         raise ConfigError(f"init: {path} not found (expected a fakebench checkpoint folder)")
