@@ -53,6 +53,7 @@ def test_imagenet_init_refuses_another_architecture_with_one_line(imagenet_file)
 
 def test_training_starts_from_an_imagenet_file(imagenet_file, tmp_path):
     from conftest import make_tiny_dataset
+
     from fakebench.train import TrainConfig, train_detector
     from fakebench.train.loop import init_from
 

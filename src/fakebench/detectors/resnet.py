@@ -162,7 +162,7 @@ class ResNetDetector(Detector):
             raise CheckpointError(f"{path}: expected a state dict (optionally under key 'model')")
         return strip_prefix(obj)
 
-    def load_official(self, path: str | Path) -> "ResNetDetector":
+    def load_official(self, path: str | Path) -> ResNetDetector:
         """Load an official checkpoint: a dict with key ``model`` (or a bare state dict) with
         torchvision ResNet names; ``module.`` prefixes are stripped. Strict: any missing or
         unexpected key raises :class:`CheckpointError` naming the file."""
@@ -172,7 +172,7 @@ class ResNetDetector(Detector):
         load_state_dict_strict(self.net, state, str(path))
         return self
 
-    def load_imagenet(self, path: str | Path) -> "ResNetDetector":
+    def load_imagenet(self, path: str | Path) -> ResNetDetector:
         """Initialise the backbone from a torchvision-format ImageNet classifier state dict (a
         local file, e.g. torchvision's ``resnet50-*.pth``: ``conv1.weight`` ... ``fc.weight``
         (1000, 2048)), as CNNSpot and res50nodown start training: every layer but ``fc`` is
