@@ -10,10 +10,10 @@ import torch
 
 open_clip = pytest.importorskip("open_clip")
 
-from fakebench import detectors  # noqa: E402
-from fakebench.detectors import clip_backbone as backbone  # noqa: E402
+from conftest import shared_dir
 
-from conftest import shared_dir  # noqa: E402
+from fakebench import detectors
+from fakebench.detectors import clip_backbone as backbone
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
