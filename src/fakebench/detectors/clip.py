@@ -252,9 +252,11 @@ class UnivFD(CLIPLinearDetector):
 
     Official head file: ``fc_weights.pth`` = ``{'weight': (1, 768), 'bias': (1,)}``. Training
     recipe (official repository): Adam lr 1e-4, batch 256, 224 crops, blur and JPEG
-    augmentation each with probability 0.5; :func:`fakebench.train.probes.train_probe` fits the
-    same linear model by L2-regularised logistic regression on cached, standardised features
-    instead (:func:`fakebench.train.probes.fit_univfd_head`)."""
+    augmentation each with probability 0.5: ``fakebench train univfd --recipe ojha2023`` (the
+    shared loop; features computed per augmented view, no cache).
+    :func:`fakebench.train.probes.train_probe` is the fast alternative: L2-regularised logistic
+    regression on cached, standardised features of the clean images
+    (:func:`fakebench.train.probes.fit_univfd_head`)."""
 
     registry_key = "univfd"
     feature_kind = "proj"

@@ -49,6 +49,7 @@ class TrainConfig:
     share_platforms: Sequence[str] = ("facebook", "x", "telegram")
     share_assume_side: int | None = None  # patches of photos this large are resized as the photo would be
     flip: bool = True
+    rot90: bool = False  # random multiple-of-90-degree rotation (Gragnaniello et al. 2021)
     patience: int = 3
     seed: int = 0
     val_fraction: float = 0.15
@@ -210,7 +211,7 @@ def _train_loader(train: list[Sample], cfg: TrainConfig) -> tuple[ImageDataset, 
     """The augmented, seeded, shuffled loader of the train split."""
     tt = TrainTransform(crop_size=cfg.crop, blur_prob=float(cfg.blur_prob), jpeg_prob=float(cfg.jpeg_prob), flip=cfg.flip,
                         extra=sharing_augmentation(cfg.share_platforms, cfg.share_assume_side) if cfg.share_prob else None,
-                        extra_prob=float(cfg.share_prob))
+                        extra_prob=float(cfg.share_prob), rot90=cfg.rot90)
     ds = ImageDataset(train, transform=tt, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     dl = DataLoader(ds, batch_size=int(cfg.batch_size), shuffle=True, generator=gen, collate_fn=collate_skip_bad,
