@@ -48,9 +48,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "fakebench uses grag2021's augmentation (its reading)", _IMAGENET),
     Recipe("ojha2023", ("univfd",),
            {"blur_prob": 0.5, "jpeg_prob": 0.5, "crop": 224, "flip": True, "lr": 1e-4, "batch_size": 256},
-           "Ojha et al. 2023 (UniversalFakeDetect): the linear head on the frozen CLIP ViT-L/14, trained with Adam "
-           "lr 1e-4, batch 256, blur + JPEG (p 0.5 each) and 224 crops: features are computed per augmented view "
-           "(no feature cache; train_probe is the cached logistic-regression fit on clean features)",
+           "Ojha et al. 2023 (UniversalFakeDetect): the linear head (N(0, 0.02) init) on the frozen CLIP ViT-L/14, "
+           "AdamW lr 1e-4 with weight decay 0 (= Adam), batch 256, BCE, blur sigma ~ U[0, 3] and JPEG quality "
+           "~ {30..100} each with probability 0.5, 224 crops, flips: features are computed per augmented view (no "
+           "feature cache; train_probe is the cached logistic-regression fit on clean features). Their JPEG picks "
+           "cv2 or PIL at random (fakebench: PIL) and their lr drops 10x at early-stop plateaus (fakebench stops)",
            "backbone_weights=<open_clip ViT-L-14-quickgelu OpenAI weights> (--det-opt)"),
     Recipe("cpu-demo", ("cnnspot", "res50nodown"),
            {"epochs": 12, "batch_size": 32, "lr": 1e-3, "schedule": "cosine", "blur_prob": 0.1, "jpeg_prob": 0.1,
