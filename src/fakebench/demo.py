@@ -28,6 +28,7 @@ from .builtin import build_builtin
 from .report import build_report, format_table
 from .runner import evaluate, load_experiment
 from .train import TrainConfig, calibrate_on, train_detector
+from .train.recipes import recipe_config
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,10 @@ DEMO_TRAIN = {
     # crops of the 64-px patches (the recipe's 224 would be mostly mirror padding here) and a
     # cosine learning-rate decay: constant lr 1e-3 left the validation AUC swinging by 0.1
     # between epochs, cosine settles at about 0.97 within the same 12 epochs
-    "cnnspot": TrainConfig(epochs=12, batch_size=32, lr=1e-3, schedule="cosine", blur_prob=0.1, jpeg_prob=0.1,
-                           crop=48, patience=6),
+    # (the ``cpu-demo`` recipe of fakebench.train.recipes)
+    "cnnspot": recipe_config("cpu-demo", "cnnspot"),
     # trained WITHOUT JPEG augmentation: the demo shows what JPEG does to such a detector
-    "res50nodown": TrainConfig(epochs=12, batch_size=32, lr=1e-3, schedule="cosine", blur_prob=0.0, jpeg_prob=0.0,
-                               crop=48, patience=6),
+    "res50nodown": recipe_config("cpu-demo", "res50nodown", blur_prob=0.0, jpeg_prob=0.0),
 }
 PGD_EPS = ["1/255", "2/255", "4/255", "8/255"]
 #: the defended detector: the demo's res50nodown fine-tuned adversarially (PGD-AT on synthetic

@@ -138,6 +138,38 @@ def test_robust_fgsm_refuses_what_it_does_not_implement():
     assert (t.eps, t.step_size, t.steps, t.kappa) == (16 / 255, 1 / 255, 100, 10.0)
 
 
+# -- DeepFool UAP ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["resize", "tile"])
+def test_uap_is_one_tensor_applied_to_every_image_size(tiny_detector, mode):
+    x, y = _data(12, 32, seed=3)
+    atk = attacks.create("uap", eps=8 / 255, max_passes=2, apply=mode, quantize=False, seed=1)
+    delta = atk.fit(tiny_detector, x, y)
+    assert delta.shape == (3, 32, 32) and float(delta.abs().max()) <= 8 / 255 + 1e-7
+    report = atk.fit_report(tiny_detector)
+    assert (report["n_fit"], report["n_val"]) == (5, 1)  # the 6 fakes, 80 / 20 (direction evade: fakes only)
+    assert 1 <= len(report["fooling_rate"]) <= 2
+    xt = torch.rand(4, 3, 48, 40, generator=torch.Generator().manual_seed(9)).clamp(8 / 255, 1 - 8 / 255)
+    yt = torch.ones(4, dtype=torch.long)
+    adv = atk(tiny_detector, xt, yt)
+    d = adv - xt
+    assert adv.shape == xt.shape and float(d.abs().max()) <= 8 / 255 + 1e-6
+    assert torch.allclose(d, d[:1].expand_as(d), atol=1e-6)  # the same perturbation on every image
+    assert torch.allclose(d[0], atk.perturbation(tiny_detector, (48, 40)), atol=1e-6)
+    if mode == "tile":
+        assert torch.allclose(d[0, :, :32, :32], delta, atol=1e-6)
+
+
+def test_deepfool_flips_a_linear_decision_in_one_step():
+    from fakebench.attacks.universal import deepfool_binary
+
+    det = _Linear()  # z = 40 mean(x) - 20: linear, so one DeepFool step (+ overshoot) crosses
+    x = torch.full((1, 3, 8, 8), 0.6)
+    r, k = deepfool_binary(det, x, overshoot=0.02, max_iter=10)
+    assert k == 1 and float(det(x + r)) < 0 < float(det(x))
+    assert torch.allclose(r, r.flatten()[0].expand_as(r))  # along the gradient: a uniform shift here
+
+
 # -- on the built-in benchmark with a trained detector ---------------------------------------
 
 from _bench import _load, asr, build_bench

@@ -63,6 +63,10 @@ CARDS: tuple[AttackCard, ...] = (
     AttackCard("cf-transfer", "Carlini & Farid black-box transfer: attack a surrogate detector (surrogate=checkpoint "
                "dir) with a white-box attack (base='pgd' by default) and evaluate on the target",
                _M + "carlini_farid:build_cf_transfer", paper=CF_PAPER, path_options=("surrogate",)),
+    AttackCard("cf-latent", "Carlini & Farid latent-space attack: move the generator latent (TAESD-family decoder, "
+               "weights=DIR) within latent_eps so the decoded fake evades; universal=true shares one offset; reports "
+               "PSNR to the decoded original", _M + "carlini_farid:build_cf_latent", paper=CF_PAPER,
+               path_options=("weights",)),
     AttackCard("mimicry", "feature-space mimicry: move internal features to the other class's centroid; mode hide "
                "(whole image) or decoy (box/mask region) (Boato et al. 2024)", _M + "mimicry:build_mimicry",
                paper="Boato, De Natale, De Stefano, Pasquini, Roli, Pattern Recognition Letters 2024",

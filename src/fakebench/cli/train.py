@@ -18,10 +18,20 @@ def run(args: argparse.Namespace) -> int:
         opts["freeze"] = True
     opts.update(parse_options(args.det_opt or [], "--det-opt"))
     data = _dataset(args)
-    cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
-                      crop=args.crop, blur_prob=args.blur_prob, jpeg_prob=args.jpeg_prob, patience=args.patience,
-                      seed=args.seed, progress=not args.no_progress, share_prob=args.share_prob,
-                      schedule=args.schedule, init=args.init, device=args.device)
+    explicit = {"epochs": args.epochs, "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
+                "crop": args.crop, "blur_prob": args.blur_prob, "jpeg_prob": args.jpeg_prob, "patience": args.patience,
+                "seed": args.seed, "progress": not args.no_progress, "share_prob": args.share_prob,
+                "schedule": args.schedule, "init": args.init, "device": args.device}
+    if args.recipe:
+        from ..train.recipes import get_recipe, recipe_config
+
+        recipe = get_recipe(args.recipe, args.detector)
+        opts = {**recipe.options, **opts}
+        cfg = recipe_config(args.recipe, args.detector, **explicit)
+        if recipe.needs and not args.init:
+            print(f"recipe {args.recipe}: {recipe.needs}")
+    else:
+        cfg = TrainConfig(**{k: v for k, v in explicit.items() if v is not None})
     if args.adv:
         from ..defenses.adversarial import AdvConfig, train_adversarial
 
@@ -69,18 +79,22 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--freeze", action="store_true", help="r50e2p: train the embedding and prototype head only")
     s.add_argument("--prototype", action=argparse.BooleanOptionalAction, default=None,
                    help="r50e2p: the prototype scores layer (default on; --no-prototype: a linear head)")
-    s.add_argument("--init", default=None, help="checkpoint folder of the same architecture to start from")
-    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--init", default=None, help="checkpoint folder of the same architecture to start from, or a "
+                   "torchvision ImageNet state-dict file (cnnspot/res50nodown: backbone loaded, head replaced)")
+    s.add_argument("--recipe", default=None, help="a paper's training recipe: wang2020, wang2020-p0.1 (cnnspot), "
+                   "grag2021, corvi2023 (res50nodown), ojha2023 (univfd), cpu-demo (the demo's CPU-sized one); "
+                   "explicit options override it")
+    s.add_argument("--epochs", type=int, default=None, help="(default 10)")
     s.add_argument("--max-steps", type=int, default=None)
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--lr", type=float, default=None)
     s.add_argument("--crop", type=int, default=None)
     s.add_argument("--blur-prob", type=float, default=None)
     s.add_argument("--jpeg-prob", type=float, default=None)
-    s.add_argument("--share-prob", type=float, default=0.0,
+    s.add_argument("--share-prob", type=float, default=None,
                    help="probability of a social-network sharing augmentation (facebook / x / telegram)")
-    s.add_argument("--schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
-    s.add_argument("--patience", type=int, default=3)
+    s.add_argument("--schedule", choices=["constant", "cosine"], default=None, help="learning-rate schedule (constant)")
+    s.add_argument("--patience", type=int, default=None, help="(default 3)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK per process)")
     s.add_argument("--no-progress", action="store_true")

@@ -29,9 +29,10 @@ PERSPECTIVE_PAPER = "Farid, Perspective (in)consistency of paint by text, arXiv 
 
 _CLIP_PATHS = ("backbone_weights", "pretrained_head")
 _NO_FACES = "fit on aligned synthetic faces ({}); the built-in benchmark has no faces"
-_LAUNDERING_NOTE = ("no public checkpoint (the authors' README links are placeholders; theirs is an efficientnet_pytorch "
-                    "B4 that this ResNet patch scorer does not load); train with "
-                    "fakebench.train.laundering.train_laundering or load a fakebench checkpoint folder")
+_LAUNDERING_NOTE = ("no public checkpoint download (the authors' README links were placeholders); their "
+                    "efficientnet_pytorch B4 file loads with arch='efficientnet_b4', pretrained=FILE; the default "
+                    "small ResNet is the CPU option: train with fakebench.train.laundering.train_laundering or load "
+                    "a fakebench checkpoint folder")
 
 
 
@@ -49,7 +50,11 @@ def _laundering_card(stage: int, what: str) -> DetectorCard:
     """The two stages of Mandelli et al. share everything but the class and the task."""
     return DetectorCard(
         name=f"laundering-stage{stage}", factory=f"{_M}laundering:LaunderingStage{stage}", paper=LAUNDERING_PAPER,
-        summary=f"laundering detector stage {stage}: {what}", weights_note=_LAUNDERING_NOTE,
+        summary=f"laundering detector stage {stage}: {what}; arch='efficientnet_b4' = the official patch network, "
+                "default: a small ResNet (CPU option)", weights_note=_LAUNDERING_NOTE,
+        weights=(WeightsFile("pretrained", ("synth_vs_real.pth" if stage == 1 else "fully-synth_vs_laundered.pth")
+                             + " (needs arch='efficientnet_b4')", "github.com/polimi-ispl/synthetic-image-detection"),),
+        path_options=("pretrained",),
         input_size="upscaled to >= 256, 800 random 96-px patches",
         # our reading: random patch crops of the paper's size, light blur/JPEG augmentation
         recipe={"crop": 96, "lr": 1e-4, "batch_size": 64, "blur_prob": 0.1, "jpeg_prob": 0.1},
@@ -61,8 +66,10 @@ CARDS: tuple[DetectorCard, ...] = (
         name="cnnspot", factory=_M + "resnet:build_cnnspot", paper=CNNSPOT_PAPER,
         summary="ResNet-50, one logit, blur+JPEG augmentation (official: CNNDetection 'model' state dict)",
         weights=(WeightsFile("pretrained", "blur_jpg_prob0.5.pth or blur_jpg_prob0.1.pth",
-                             "github.com/PeterWang512/CNNDetection (weights/download_weights.sh)"),),
-        path_options=("pretrained",),
+                             "github.com/PeterWang512/CNNDetection (weights/download_weights.sh)"),
+                 WeightsFile("imagenet", "resnet50-*.pth (torchvision ImageNet state dict; initialisation for training)",
+                             "torchvision (download.pytorch.org/models)")),
+        path_options=("pretrained", "imagenet"),
         input_size="whole image (crop= centre-crops larger images)",
         # "Blur+JPEG (0.5)": each augmentation with probability 0.5; Adam lr 1e-4, batch 64, crop 224
         recipe={"blur_prob": 0.5, "jpeg_prob": 0.5, "crop": 224, "lr": 1e-4, "batch_size": 64},
@@ -73,8 +80,10 @@ CARDS: tuple[DetectorCard, ...] = (
         weights=(WeightsFile("pretrained", "gandetection_resnet50nodown_progan.pth / _stylegan2.pth",
                              "github.com/grip-unina/GANimageDetection"),
                  WeightsFile("pretrained", "weights/Corvi2023/weights.pth",
-                             "github.com/grip-unina/ClipBased-SyntheticImageDetection")),
-        path_options=("pretrained",),
+                             "github.com/grip-unina/ClipBased-SyntheticImageDetection"),
+                 WeightsFile("imagenet", "resnet50-*.pth (torchvision ImageNet state dict; initialisation for training)",
+                             "torchvision (download.pytorch.org/models)")),
+        path_options=("pretrained", "imagenet"),
         input_size="whole image; above 1536 px on both sides the mean over 1024-px tiles",
         # our reading of the papers: blur + JPEG augmentation as Wang et al., small random crops
         recipe={"blur_prob": 0.1, "jpeg_prob": 0.1, "crop": 96, "lr": 1e-4, "batch_size": 64},

@@ -151,10 +151,16 @@ class ResNetDetector(Detector):
         return {"stem": n.maxpool, "layer1": n.layer1, "layer2": n.layer2, "layer3": n.layer3, "layer4": n.layer4,
                 "pool": n.avgpool}
 
-    def load_official(self, path: str | Path) -> "ResNetDetector":
-        """Load an official checkpoint: a dict with key ``model`` (or a bare state dict) with
-        torchvision ResNet names; ``module.`` prefixes are stripped. Strict: any missing or
-        unexpected key raises :class:`CheckpointError` naming the file."""
+    def config_dict(self) -> dict[str, Any]:
+        cfg = super().config_dict()
+        # the ImageNet file only initialises training: reloading needs model.safetensors alone
+        cfg["options"] = {k: v for k, v in cfg["options"].items() if k != "imagenet"}
+        return cfg
+
+    @staticmethod
+    def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+        """A torchvision-named state dict from a file (bare, or under ``model`` / ``state_dict``),
+        loaded with ``weights_only=True``; ``module.`` prefixes stripped."""
         obj = torch_load_safe(path)
         if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
             obj = obj["model"]
@@ -162,10 +168,30 @@ class ResNetDetector(Detector):
             obj = obj["state_dict"]
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise CheckpointError(f"{path}: expected a state dict (optionally under key 'model')")
-        state = strip_prefix(obj)
+        return strip_prefix(obj)
+
+    def load_official(self, path: str | Path) -> ResNetDetector:
+        """Load an official checkpoint: a dict with key ``model`` (or a bare state dict) with
+        torchvision ResNet names; ``module.`` prefixes are stripped. Strict: any missing or
+        unexpected key raises :class:`CheckpointError` naming the file."""
+        state = self._read_state(path)
         if "fc.weight" in state and state["fc.weight"].ndim == 4:  # 1x1-conv style fc
             state["fc.weight"] = state["fc.weight"].flatten(1)
         load_state_dict_strict(self.net, state, str(path))
+        return self
+
+    def load_imagenet(self, path: str | Path) -> ResNetDetector:
+        """Initialise the backbone from a torchvision-format ImageNet classifier state dict (a
+        local file, e.g. torchvision's ``resnet50-*.pth``: ``conv1.weight`` ... ``fc.weight``
+        (1000, 2048)), as CNNSpot and res50nodown start training: every layer but ``fc`` is
+        loaded strictly; the 1000-class head is dropped and this detector's one-logit head keeps
+        its fresh initialisation (N(0, 0.02) weights, as CNNDetection's ``init_gain``). For
+        res50nodown the stem strides differ from the classifier's but the weights are the same
+        shapes, as in the official training."""
+        state = {k: v for k, v in self._read_state(path).items() if not k.startswith("fc.")}
+        head = {k: v for k, v in self.net.state_dict().items() if k.startswith("fc.")}
+        load_state_dict_strict(self.net, {**state, **head}, str(path))
+        self.meta["init"] = f"imagenet:{Path(path).name}"
         return self
 
 
@@ -181,17 +207,21 @@ class Res50NoDown(ResNetDetector):
     stride0 = 1
 
 
-def build_cnnspot(arch: str = "resnet50", width: int = 64, crop: int | None = None, pretrained: str | None = None) -> CNNSpot:
+def build_cnnspot(arch: str = "resnet50", width: int = 64, crop: int | None = None, pretrained: str | None = None,
+                  imagenet: str | None = None) -> CNNSpot:
     det = CNNSpot(arch=arch, width=width, crop=crop)
+    if imagenet:
+        det.load_imagenet(imagenet)
     if pretrained:
         det.load_official(pretrained)
     return det
 
 
 def build_res50nodown(arch: str = "resnet50", width: int = 64, crop: int | None = None, tile_limit: int | None = 1536,
-                 tile: int = 1024, pretrained: str | None = None) -> Res50NoDown:
+                 tile: int = 1024, pretrained: str | None = None, imagenet: str | None = None) -> Res50NoDown:
     det = Res50NoDown(arch=arch, width=width, crop=crop, tile_limit=tile_limit, tile=tile)
+    if imagenet:
+        det.load_imagenet(imagenet)
     if pretrained:
         det.load_official(pretrained)
     return det
-

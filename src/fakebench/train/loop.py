@@ -51,6 +51,7 @@ class TrainConfig:
     share_platforms: Sequence[str] = ("facebook", "x", "telegram")
     share_assume_side: int | None = None  # patches of photos this large are resized as the photo would be
     flip: bool = True
+    rot90: bool = False  # random multiple-of-90-degree rotation (Gragnaniello et al. 2021)
     patience: int = 3
     seed: int = 0
     val_fraction: float = 0.15
@@ -212,10 +213,19 @@ def build_trainable(detector_name: str, **detector_options: Any) -> "detectors.D
 
 
 def init_from(det: torch.nn.Module, checkpoint: str | Path) -> None:
-    """Load the weights of a fakebench checkpoint folder into ``det`` (strict: same architecture)."""
+    """Start from ``checkpoint``: a fakebench checkpoint folder of the same architecture (all
+    weights, strict), or a FILE holding a torchvision-format ImageNet classifier state dict
+    (detectors with ``load_imagenet``, e.g. cnnspot / res50nodown: backbone loaded, head
+    replaced)."""
     from ..detectors import WEIGHTS_FILE
     from ..detectors.base import load_state_dict_strict
 
+    if Path(checkpoint).is_file():
+        if not hasattr(det, "load_imagenet"):
+            raise ConfigError(f"init: {checkpoint} is a file; {type(det).__name__} takes only a fakebench checkpoint "
+                              "folder (ImageNet initialisation: cnnspot, res50nodown)")
+        det.load_imagenet(checkpoint)
+        return
     path = Path(checkpoint) / WEIGHTS_FILE
     if not path.is_file():
         raise ConfigError(f"init: {path} not found (expected a fakebench checkpoint folder)")
@@ -226,7 +236,7 @@ def _train_loader(train: list[Sample], cfg: TrainConfig) -> tuple[ImageDataset, 
     """The augmented, seeded, shuffled loader of the train split."""
     tt = TrainTransform(crop_size=cfg.crop, blur_prob=float(cfg.blur_prob), jpeg_prob=float(cfg.jpeg_prob), flip=cfg.flip,
                         extra=sharing_augmentation(cfg.share_platforms, cfg.share_assume_side) if cfg.share_prob else None,
-                        extra_prob=float(cfg.share_prob))
+                        extra_prob=float(cfg.share_prob), rot90=cfg.rot90)
     ds = ImageDataset(train, transform=tt, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     # the loader draws from gen too (its base seed), so the batches equal DataLoader(shuffle=True, generator=gen)
