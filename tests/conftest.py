@@ -194,3 +194,13 @@ def tiny_detector():
 
     torch.manual_seed(0)
     return detectors.create("cnnspot", arch="resnet10", width=8).eval()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """``fakebench demo`` at seed 0, once per session (about 4-5 minutes on 2 CPU cores):
+    (output folder, results). Tests that use it are marked slow."""
+    from fakebench.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out, seed=0, progress=False)

@@ -20,12 +20,8 @@ pytestmark = pytest.mark.slow  # the whole demo runs once (about 3 minutes on 2 
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from fakebench.demo import run_demo
-
-    out = tmp_path_factory.mktemp("demo")
-    results = run_demo(out, seed=0, progress=False)
-    return out, results
+def demo(demo_run):
+    return demo_run
 
 
 def _summary(results, det, attack, eps=None, direction=None):

@@ -1,7 +1,7 @@
 """Train every defense on the built-in benchmark and rank them with the adaptive evaluation.
 
     python examples/defenses/leaderboard.py --out runs/leaderboard [--real-dir ../shared/data/kodak]
-        [--tae-weights ../shared/weights/taef2] [--limit 200] [--steps 100] [--queries 1000]
+        [--tae-weights ../shared/weights/taef2] [--purify-tae ../shared/weights/taef2] [--limit 200] [--steps 100] [--queries 1000]
 
 Writes ``<out>/robustness.md`` / ``.json`` / ``.png`` (the leaderboard: every defense at
 2/255, 4/255 and 8/255, robust TPR (evade), robust TNR (spoof), clean AUC, the attack
@@ -17,6 +17,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -53,70 +54,117 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--real-dir", action="append", default=[])
-    ap.add_argument("--tae-weights", default=None)
+    ap.add_argument("--tae-weights", default=None, help="TAE weights for the benchmark's TAE fakes")
+    ap.add_argument("--purify-tae", default=None, help="TAE weights for the TAE round-trip purifier")
     ap.add_argument("--limit", type=int, default=150, help="test images (seeded subset)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--eot-iter", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", default=None, help="comma-separated subset of the defenses to evaluate")
+    ap.add_argument("--from-demo", default=None,
+                    help="a `fakebench demo` output folder: reuse its benchmark, cnnspot, res50nodown, res50nodown-at")
+    ap.add_argument("--ft-epochs", type=int, default=20, help="epochs of each adversarial fine-tuning of cnnspot")
+    ap.add_argument("--scratch-epochs", type=int, default=30,
+                    help="epochs of res50nodown PGD-AT from scratch (0: skip that row)")
+    ap.add_argument("--only", default=None, help="comma-separated subset of the rows to evaluate")
+    ap.add_argument("--groups", default="base,cheap,trained,finetuned,scratch",
+                    help="rows to build and evaluate: base (undefended), cheap (purifiers, kNN, TRIM: no training), "
+                         "trained (the demo's res50nodown-at, its ensemble, smoothing), finetuned (cnnspot PGD-AT / "
+                         "TRADES / FGSM-RS), scratch (res50nodown PGD-AT from scratch)")
+    ap.add_argument("--board", default=None, help="write the leaderboard under OUT/BOARD (checkpoints stay in OUT)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(args.out)
     t0 = time.time()
-    data = build_builtin(out / "data", real_dirs=args.real_dir, tae_weights=args.tae_weights, seed=args.seed,
-                         progress=False)
+    demo = Path(args.from_demo) if args.from_demo else None
+    if demo is not None:  # reuse the demo's benchmark and its three detectors (same seed, same recipes)
+        data = demo / "data"
+        clean, other = demo / "checkpoints" / "cnnspot", demo / "checkpoints" / "res50nodown"
+    else:
+        data = build_builtin(out / "data", real_dirs=args.real_dir, tae_weights=args.tae_weights, seed=args.seed,
+                             progress=False)
+        clean, other = out / "checkpoints" / "undefended", out / "checkpoints" / "res50nodown"
     manifest = data / "manifest.csv"
-    clean = out / "checkpoints" / "undefended"
-    if not (clean / "config.json").exists():
-        train_detector("cnnspot", manifest, clean, TrainConfig(**CLEAN, seed=args.seed, progress=False), **ARCH)
-    other = out / "checkpoints" / "res50nodown"
-    if not (other / "config.json").exists():
-        train_detector("res50nodown", manifest, other, TrainConfig(**CLEAN, seed=args.seed, progress=False), **ARCH)
-    eps = EPS
-    dets: dict[str, object] = {"cnnspot (undefended)": str(clean), "res50nodown (undefended)": str(other)}
-    dets["res50nodown pgd-at evade (fine-tuned, the demo's)"] = str(_adv(
-        out, "r50nd-pgd-evade-ft", manifest, other, AdvConfig("pgd", eps, steps=3, direction="evade", warmup=150),
-        args.seed, detector="res50nodown", epochs=10))
-    dets["res50nodown pgd-at evade (30 epochs)"] = str(_adv(
-        out, "r50nd-pgd-evade-30", manifest, None, AdvConfig("pgd", eps, steps=3, direction="evade", warmup=300),
-        args.seed, detector="res50nodown", epochs=30, lr=1e-3))
-    dets["cnnspot pgd-at both, clean mix 0.5"] = str(_adv(
-        out, "cnn-pgd-both", manifest, clean, AdvConfig("pgd", eps, steps=5, direction="both", clean_weight=0.5,
-                                                        warmup=300), args.seed))
-    dets["cnnspot trades evade"] = str(_adv(out, "cnn-trades-evade", manifest, clean,
-                                            AdvConfig("trades", eps, steps=5, direction="evade", beta=6.0,
-                                                      warmup=300), args.seed))
-    dets["cnnspot fgsm-rs evade"] = str(_adv(out, "cnn-fgsm-rs-evade", manifest, clean,
-                                             AdvConfig("fgsm-rs", eps, steps=1, direction="evade", warmup=300),
-                                             args.seed))
-    dets["purify jpeg q75 (cnnspot)"] = detectors.create("purify", base=str(clean), method="jpeg", quality=75)
-    dets["purify blur 1px (cnnspot)"] = detectors.create("purify", base=str(clean), method="blur", sigma=1.0)
-    dets["purify resize-pad (cnnspot)"] = detectors.create("purify", base=str(clean), method="resize-pad")
-    if args.tae_weights:
-        dets["purify tae (cnnspot)"] = detectors.create("purify", base=str(clean), method="tae",
-                                                        tae_weights=args.tae_weights)
-    smoothed = out / "checkpoints" / "smoothed-0.12"
-    if not (smoothed / "config.json").exists():  # Gaussian-noise training of the wrapper (Cohen et al.)
-        train_detector("smoothed", manifest, smoothed, TrainConfig(**CLEAN, seed=args.seed, progress=False),
-                       base={"detector": "cnnspot", "options": ARCH}, sigma=0.12, n=1000, mc_samples=16)
-    dets["smoothed sigma=0.12"] = str(smoothed)
-    samples = load_dataset(manifest)
-    xtr, ktr = load_stack(select(samples, split="train"))
-    ytr = torch.tensor([select(samples, split="train")[i].label for i in ktr])
-    xva, _ = load_stack(select(samples, split="val"))
-    knn = detectors.create("knn-detect", base=str(clean), layers=["stem", "layer1"], k=20, pca_dim=32,
-                           score="distance")
-    knn.fit(xtr, ytr, calibrate_on=xva)
-    dets["knn-detect distance, stem+layer1 (cnnspot)"] = knn
-    trim = detectors.create("trim", base=str(clean))
-    trim.calibrate(xva)
-    dets["trim-style (cnnspot)"] = trim
-    dets["ensemble mean: cnnspot + res50nodown-at"] = detectors.create(
-        "ensemble", members={"cnnspot": str(clean), "res50nodown-at": dets["res50nodown pgd-at evade (30 epochs)"]})
-    if args.only:
-        keep = {k.strip() for k in args.only.split(",")}
-        dets = {k: v for k, v in dets.items() if k in keep}
+
+    def trained(name: str, ck: Path) -> str:  # the demo's CPU recipe, trained once
+        if not (ck / "config.json").exists():
+            train_detector(name, manifest, ck, TrainConfig(**CLEAN, seed=args.seed, progress=False), **ARCH)
+        return str(ck)
+
+    def demo_at() -> str:
+        ck = demo / "checkpoints" / "res50nodown-at" if demo is not None else None
+        if ck is not None and (ck / "config.json").exists():
+            return str(ck)
+        trained("res50nodown", other)
+        return str(_adv(out, "r50nd-pgd-evade-ft", manifest, other,
+                        AdvConfig("pgd", EPS, steps=3, direction="evade", warmup=150), args.seed,
+                        detector="res50nodown", epochs=6))
+
+    def smoothed() -> str:  # Gaussian-noise training of the wrapper (Cohen et al.)
+        ck = out / "checkpoints" / "smoothed-0.12"
+        if not (ck / "config.json").exists():
+            train_detector("smoothed", manifest, ck, TrainConfig(**CLEAN, seed=args.seed, progress=False),
+                           base={"detector": "cnnspot", "options": ARCH}, sigma=0.12, n=1000, mc_samples=16)
+        return str(ck)
+
+    def references() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        samples = load_dataset(manifest)
+        train = select(samples, split="train")
+        xtr, ktr = load_stack(train)
+        xva, _ = load_stack(select(samples, split="val"))
+        return xtr, torch.tensor([train[i].label for i in ktr]), xva
+
+    def knn() -> Any:
+        xtr, ytr, xva = references()
+        return detectors.create("knn-detect", base=trained("cnnspot", clean), layers=["stem"], k=20, pca_dim=32,
+                                score="distance").fit(xtr, ytr, calibrate_on=xva)
+
+    def trim() -> Any:
+        t = detectors.create("trim", base=trained("cnnspot", clean))
+        t.calibrate(references()[2])
+        return t
+
+    def purify(method: str, **opts: Any) -> Callable[[], Any]:
+        return lambda: detectors.create("purify", base=trained("cnnspot", clean), method=method, **opts)
+
+    def adv(name: str, cfg: AdvConfig, **kw: Any) -> Callable[[], str]:
+        return lambda: str(_adv(out, name, manifest, Path(trained("cnnspot", clean)) if kw.get("init", True) else None,
+                                cfg, args.seed, **{k: v for k, v in kw.items() if k != "init"}))
+
+    eps, ft = EPS, args.ft_epochs
+    # every row is built (trained) only when selected: (group, factory)
+    rows: dict[str, tuple[str, Callable[[], Any]]] = {
+        "cnnspot (undefended)": ("base", lambda: trained("cnnspot", clean)),
+        "res50nodown (undefended)": ("base", lambda: trained("res50nodown", other)),
+        "purify jpeg q75 (cnnspot)": ("cheap", purify("jpeg", quality=75)),
+        "purify blur 1px (cnnspot)": ("cheap", purify("blur", sigma=1.0)),
+        "purify resize-pad (cnnspot)": ("cheap", purify("resize-pad")),
+        "knn-detect distance on stem (cnnspot)": ("cheap", knn),
+        "trim-style (cnnspot)": ("cheap", trim),
+        "res50nodown pgd-at evade (fine-tuned 6 epochs, as the demo)": ("trained", demo_at),
+        "ensemble mean: cnnspot + res50nodown-at": ("trained", lambda: detectors.create(
+            "ensemble", members={"cnnspot": trained("cnnspot", clean), "res50nodown-at": demo_at()})),
+        "smoothed sigma=0.12": ("trained", smoothed),
+        "cnnspot pgd-at both, clean mix 0.5": ("finetuned", adv(
+            "cnn-pgd-both", AdvConfig("pgd", eps, steps=5, direction="both", clean_weight=0.5, warmup=300), epochs=ft)),
+        "cnnspot trades evade": ("finetuned", adv(
+            "cnn-trades-evade", AdvConfig("trades", eps, steps=5, direction="evade", beta=6.0, warmup=300), epochs=ft)),
+        "cnnspot fgsm-rs evade": ("finetuned", adv(
+            "cnn-fgsm-rs-evade", AdvConfig("fgsm-rs", eps, steps=1, direction="evade", warmup=300), epochs=ft)),
+    }
+    if args.purify_tae:
+        rows["purify tae (cnnspot)"] = ("cheap", purify("tae", tae_weights=args.purify_tae))
+    if args.scratch_epochs > 0:
+        rows[f"res50nodown pgd-at evade ({args.scratch_epochs} epochs from scratch)"] = ("scratch", adv(
+            "r50nd-pgd-evade-scratch", AdvConfig("pgd", eps, steps=3, direction="evade", warmup=300), init=False,
+            detector="res50nodown", epochs=args.scratch_epochs, lr=1e-3))
+    groups = {g.strip() for g in args.groups.split(",")}
+    keep = {k.strip() for k in args.only.split(",")} if args.only else None
+    unknown = groups - {g for g, _ in rows.values()}
+    if unknown:
+        raise SystemExit(f"--groups: unknown {sorted(unknown)}")
+    dets = {name: make() for name, (g, make) in rows.items() if g in groups and (keep is None or name in keep)}
+    out = out / args.board if args.board else out
     s = Settings(eps=(2 / 255, 4 / 255, 8 / 255), steps=args.steps, queries=args.queries, eot_iter=args.eot_iter,
                  seed=args.seed)
     board = robustness(dets, manifest, s, limit=args.limit, out=out, progress=True)

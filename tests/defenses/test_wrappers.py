@@ -104,3 +104,12 @@ def test_ensemble_rules_and_non_differentiable_members(base):
         Ensemble({"a": base, "b": other}, rule="max")
     with pytest.raises(ConfigError, match="at least two"):
         Ensemble({"a": base}, rule="mean")
+
+
+def test_unknown_defense_option_is_one_line_naming_it(base, tmp_path):
+    base.save(tmp_path / "base")
+    with pytest.raises(ConfigError, match=r"detector 'purify': bad options .*'methd'") as e:
+        detectors.create("purify", base=str(tmp_path / "base"), methd="jpeg")
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="detector 'smoothed': bad options"):
+        detectors.create("smoothed", base=str(tmp_path / "base"), sigmaa=0.1)
