@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,77 @@ def make_pattern_dataset(root: Path, n_per_class: int = 60, size: int = 32, ampl
         w.writerow(["path", "label", "generator", "split", "source"])
         w.writerows(rows)
     return root / "manifest.csv"
+
+
+def write_png_bomb(path: Path, w: int, h: int) -> Path:
+    """A valid black 1-bit PNG of w x h that compresses to a few kilobytes: a pixel bomb (a
+    12000 x 12000 one decodes to 432 MB of 8-bit RGB, 1.7 GB as float32)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (1 + (w + 7) // 8)
+    idat = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def write_image(path: Path, seed: int = 0, size: int = 8) -> Path:
+    """A small random RGB image (format from the extension)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def make_truefake_tree(root: Path, size: int = 8) -> dict[str, Path]:
+    """TrueFake's release layout, ROOT/<Share>/<Real|Fake>/<Generator>/<Subset>/file: PreSocial
+    originals and their Facebook copies (same stem, JPEG), plus folders no ID below asks for."""
+    f = {
+        "gan2_a": write_image(root / "PreSocial/Fake/StyleGAN2/conf-f-psi-0.5/a.png", 1, size),
+        "gan2_b": write_image(root / "PreSocial/Fake/StyleGAN2/conf-f-psi-0.5/b.png", 2, size),
+        "sdxl_pre": write_image(root / "PreSocial/Fake/StableDiffusionXL/faces/c.png", 3, size),
+        "sdxl_fb": write_image(root / "Facebook/Fake/StableDiffusionXL/faces/c.jpg", 3, size),
+        "gan2_fb": write_image(root / "Facebook/Fake/StyleGAN2/conf-f-psi-0.5/a.jpg", 1, size),
+        "ffhq_1": write_image(root / "PreSocial/Real/FFHQ/00000/r1.png", 4, size),
+        "ffhq_2": write_image(root / "PreSocial/Real/FFHQ/00000/r2.png", 5, size),
+        "ffhq_fb": write_image(root / "Facebook/Real/FFHQ/00000/r1.jpg", 4, size),
+        "flux": write_image(root / "PreSocial/Fake/FLUX.1/landscapes/d.png", 6, size),
+    }
+    (root / "PreSocial/Fake/StyleGAN2/conf-f-psi-0.5/notes.txt").write_text("not an image")
+    return f
+
+
+def make_truefake_pattern_tree(root: Path, n: int = 6, size: int = 32, seed: int = 0) -> Path:
+    """A learnable TrueFake-layout tree: ``n`` images per (share, generator) folder, reals smooth
+    fields with noise, fakes the same with a checkerboard; the Facebook copies are the PreSocial
+    images saved as JPEG q=80 (Facebook's quality; the images are below its resize limit). Writes ``split.json``
+    (first half of each folder train, then val, then test, by ``<gen>/<sub>/<stem>``)."""
+    import json
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    checker = ((yy + xx) % 2 * 2 - 1)[..., None] * 0.08
+    split: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for label_dir, gen, sub in (("Real", "FFHQ", "00000"), ("Fake", "StyleGAN2", "psi-0.5"),
+                                ("Fake", "StableDiffusionXL", "faces")):
+        for i in range(n):
+            base = np.kron(rng.random((size // 8, size // 8, 3)), np.ones((8, 8, 1))) * 0.6 + 0.2
+            img = np.clip(base + rng.normal(0, 0.03, base.shape) + (checker if label_dir == "Fake" else 0.0), 0, 1)
+            stem = f"{gen[:4].lower()}{i:03d}"
+            save_png(root / "PreSocial" / label_dir / gen / sub / f"{stem}.png", img)
+            out = root / "Facebook" / label_dir / gen / sub / f"{stem}.jpg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((img * 255).round().astype(np.uint8)).save(out, quality=80)
+            part = "train" if i < n // 2 else ("val" if i < (3 * n) // 4 else "test")
+            split[part].append(f"{gen}/{sub}/{stem}")
+    (root / "split.json").write_text(json.dumps(split))
+    return root
 
 
 @pytest.fixture(scope="module")

@@ -225,15 +225,18 @@ def test_huge_declared_size_is_refused_quickly_without_allocating(tmp_path):
 
 
 def test_max_pixels_is_our_limit_not_pils(tmp_path):
-    # 9500 x 9500 = 90 M pixels: above PIL's warning level (89 M), below our default limit;
-    # refused by our own check when max_pixels is lower, with the numbers in the message.
+    # 9500 x 9500 = 90 M pixels: above PIL's warning level (89 M) and above our default limit
+    # (53.7 M, from memory); refused by our own check, with the numbers in the message.
     p = png_header_only(tmp_path / "big.png", 9_500, 9_500, color_type=0)
     with pytest.raises(ImageLoadError) as ei:
         load_image(p, max_pixels=1_000_000)
     assert "9500x9500" in str(ei.value) and "1000000" in str(ei.value)
-    # with the default limit it is not refused as too large (the data is missing instead)
-    with pytest.raises(ImageLoadError) as ei:
+    with pytest.raises(ImageLoadError, match="exceeds the limit of 53687091"):
         load_image(p)
+    # a limit raised above PIL's warning level is ours to keep: not refused as too large or as
+    # a bomb (the data is missing instead)
+    with pytest.raises(ImageLoadError) as ei:
+        load_image(p, max_pixels=100_000_000)
     assert "too large" not in str(ei.value) and "bomb" not in str(ei.value)
 
 

@@ -197,3 +197,14 @@ def test_bootstrap_ci():
     lo_s, hi_s = metrics.bootstrap_ci(metrics.auc, y[:80], s[:80], n=200, seed=0)
     assert hi_s - lo_s > hi - lo  # less data, wider interval
     assert all(math.isnan(v) for v in metrics.bootstrap_ci(metrics.auc, np.ones(5, int), np.arange(5.0), n=20))
+
+
+def test_bootstrap_auc_ci_equals_the_generic_bootstrap():
+    from fakebench.metrics import auc, bootstrap_auc_ci, bootstrap_ci
+
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(70), np.ones(50)].astype(int)
+    s = np.round(rng.normal(0, 1, 120) + y, 1)  # rounded: many ties
+    assert bootstrap_auc_ci(y, s, n=300, seed=5) == pytest.approx(bootstrap_ci(auc, y, s, n=300, seed=5), abs=1e-12)
+    s[0] = np.nan  # falls back to the generic path
+    assert bootstrap_auc_ci(y, s, n=20) == bootstrap_ci(auc, y, s, n=20)

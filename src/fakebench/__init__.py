@@ -38,11 +38,13 @@ def create_attack(name: str, **options: Any) -> Any:
     return create(name, **options)
 
 
-def load_dataset(path: Any) -> Any:
-    """The samples of a dataset folder or manifest; see :func:`fakebench.data.load_dataset`."""
+def load_dataset(path: Any, format: Any = None, **options: Any) -> Any:
+    """The samples of a dataset folder or manifest, or of a public benchmark in its release
+    layout (``format="truefake", ids="gan2:pre&real:pre", split_file=...``); see
+    :func:`fakebench.data.load_dataset`."""
     from .data import load_dataset as _load
 
-    return _load(path)
+    return _load(path, format=format, **options)
 
 
 def evaluate(config: Any, base: Any = ".", progress: bool = False) -> Any:

@@ -28,6 +28,7 @@ from .builtin import build_builtin
 from .report import build_report, format_table
 from .runner import evaluate, load_experiment
 from .train import TrainConfig, calibrate_on, train_detector
+from .train.recipes import recipe_config
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,10 @@ DEMO_TRAIN = {
     # crops of the 64-px patches (the recipe's 224 would be mostly mirror padding here) and a
     # cosine learning-rate decay: constant lr 1e-3 left the validation AUC swinging by 0.1
     # between epochs, cosine settles at about 0.97 within the same 12 epochs
-    "cnnspot": TrainConfig(epochs=12, batch_size=32, lr=1e-3, schedule="cosine", blur_prob=0.1, jpeg_prob=0.1,
-                           crop=48, patience=6),
+    # (the ``cpu-demo`` recipe of fakebench.train.recipes)
+    "cnnspot": recipe_config("cpu-demo", "cnnspot"),
     # trained WITHOUT JPEG augmentation: the demo shows what JPEG does to such a detector
-    "res50nodown": TrainConfig(epochs=12, batch_size=32, lr=1e-3, schedule="cosine", blur_prob=0.0, jpeg_prob=0.0,
-                               crop=48, patience=6),
+    "res50nodown": recipe_config("cpu-demo", "res50nodown", blur_prob=0.0, jpeg_prob=0.0),
 }
 PGD_EPS = ["1/255", "2/255", "4/255", "8/255"]
 #: the defended detector: the demo's res50nodown fine-tuned adversarially (PGD-AT on synthetic
@@ -139,11 +139,14 @@ def robust_comparison(manifest: Path, out: Path, checkpoints: dict[str, Path], s
     """Undefended vs defended under the adaptive ensemble at 4/255 (thresholds at 10% FPR on clean
     val reals; a seeded subset of the test split); the leaderboard goes to ``out/robustness``."""
     from .experiments.robustness import Settings, robustness
+    from .report.experiment_pages import robustness_page
 
     print(f"[3/4] adaptive robustness at 4/255 (APGD score + margin, Square; {ROBUST_LIMIT} test images)", flush=True)
     s = Settings(eps=(ROBUST_EPS,), steps=10, queries=100, pgd_steps=10, seed=seed)
     board = robustness({k: str(v) for k, v in checkpoints.items()}, manifest, s, limit=ROBUST_LIMIT,
                        out=out / "robustness", progress=progress)
+    robustness_page(board, out / "robustness", {"eps": s.eps, "steps": s.steps, "queries": s.queries,
+                                                "limit": ROBUST_LIMIT, "seed": seed})
     return [{"detector": r.detector, "eps": r.eps, "clean_auc": r.clean_auc, "clean_tpr": r.clean_tpr,
              "robust_tpr": r.robust_tpr, "robust_tnr": r.robust_tnr, "threshold": r.threshold,
              "nonadaptive_tpr": r.nonadaptive.get("evade"), "ensemble": r.ensemble} for r in board.rows]
@@ -181,7 +184,8 @@ def demo_config(data_manifest: Path, checkpoints: dict[str, Path], seed: int) ->
 
 def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path] = (), tae_weights: str | Path | None = None,
              seed: int = 0, progress: bool = True, clip_weights: str | Path | None = None,
-             clip_model: str | None = None, clip_model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+             clip_model: str | None = None, clip_model_config: dict[str, Any] | None = None,
+             log_file: str | Path | None = None) -> dict[str, Any]:
     """Run the demo end to end; returns the results dict also written to ``out/results.json``.
 
     ``clip_weights``: a local open_clip image-tower weights file (``open_clip_model.safetensors``
@@ -256,10 +260,13 @@ def run_demo(out: str | Path = "fakebench-demo", real_dirs: Sequence[str | Path]
     ]
     results = build_report(store, exp.run, out, title="fakebench demo: built-in benchmark",
                            extra={"training": histories, "timings": timings, "dataset": str(manifest),
-                                  "dataset_settings": settings, "robustness": robust}, notes=notes)
+                                  "dataset_settings": settings, "robustness": robust,
+                                  "tables": [{"title": "Adaptive robustness at 4/255: undefended vs defended "
+                                              "(robustness/report.html has the full leaderboard)", "rows": robust}]},
+                           notes=notes, log_file=log_file)
     print()
     print(format_table(results["summary"]))
     print()
     print(robust_table(robust))
-    print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.json'}  ({timings['total_s']:.0f} s in total)")
+    print(f"\nreport: {out / 'report.html'} (and report.md)\nresults: {out / 'results.json'}  ({timings['total_s']:.0f} s in total)")
     return results

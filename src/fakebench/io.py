@@ -7,6 +7,7 @@ line, ``"<path>: <reason>"``. Images come back as RGB float32 arrays of shape (H
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -15,12 +16,20 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageLoadError
+from .errors import CheckpointError, ImageLoadError
 
 PathLike = Union[str, "os.PathLike[str]"]
+log = logging.getLogger(__name__)
 
-#: Default refusal threshold for decompression bombs (pixels). 16k x 16k.
-DEFAULT_MAX_PIXELS = 16384 * 16384
+#: Memory one image may take while it is decoded and batched, and the bytes per pixel at that
+#: peak: the 8-bit RGB decode (3) + the float32 RGB array (12) + the (3, H, W) float32 copy
+#: (12) + its copy in a batch tensor (12), rounded up.
+DECODE_MEMORY_BUDGET = 2 * 2**30
+PEAK_BYTES_PER_PIXEL = 40
+#: Default refusal threshold (pixels, read from the header before decoding): what fits the
+#: budget above, about 53.7 M pixels (7300 x 7300). PIL's own bomb limit (179 M pixels) would
+#: let a 410 KB PNG of 12000 x 12000 through and take about 6 GB to score it.
+DEFAULT_MAX_PIXELS = DECODE_MEMORY_BUDGET // PEAK_BYTES_PER_PIXEL
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".gif", ".bmp")
 
 
@@ -96,12 +105,16 @@ def _png16_color(path: Path, img: Image.Image, rawmode: str) -> np.ndarray | Non
     return np.ascontiguousarray(arr[..., :3], dtype=np.float32)
 
 
-def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, draft_side: int | None = None) -> np.ndarray:
     """Decode ``path`` to an RGB float32 array (H, W, 3) in [0, 1].
 
     Handles PNG 8/16-bit, JPEG (incl. CMYK), WebP, TIFF, GIF (first frame), greyscale,
     palette and alpha (composited on white). EXIF orientation is applied. Images with more
     than ``max_pixels`` pixels are refused before decoding (decompression bombs).
+
+    ``draft_side`` (for detectors that resize their input anyway): a JPEG whose sides are both
+    at least twice this is decoded at a reduced DCT scale (1/2, 1/4 or 1/8, PIL's ``draft``)
+    whose sides stay >= ``draft_side``; ``max_pixels`` then applies to the reduced size.
 
     Raises:
         ImageLoadError: one line naming the file and the cause.
@@ -120,6 +133,9 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as img:
                 w, h = img.size
+                if draft_side and img.format == "JPEG" and min(w, h) >= 2 * int(draft_side):
+                    img.draft(img.mode, (int(draft_side), int(draft_side)))
+                    w, h = img.size
                 if w < 1 or h < 1:
                     raise ImageLoadError(p, f"invalid size {w}x{h}")
                 if w * h > max_pixels:
@@ -194,3 +210,41 @@ def save_png(path: PathLike, arr: np.ndarray) -> Path:
 def quantize(arr: np.ndarray) -> np.ndarray:
     """Round a float [0,1] array to the 8-bit grid (what a saved PNG holds), keeping float32."""
     return (to_uint8(arr).astype(np.float32) / 255.0)
+
+
+def load_safetensors(path: PathLike) -> dict:
+    """The tensors of a ``.safetensors`` file, on the CPU (the format holds no code: nothing is
+    unpickled). Raises one :class:`~fakebench.errors.CheckpointError` line naming the file when
+    it is missing or not a valid safetensors file (garbage, a pickle under that name, truncated)."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint file not found")
+    try:
+        return load_file(str(p), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{p}: not a valid safetensors file ({msg})") from None
+
+
+def safe_text(text: str) -> str:
+    """``text`` with undecodable file-name bytes (surrogate escapes of a non-UTF-8 name) shown as
+    ``\\xNN``, so it can be written to SQLite, CSV and JSON; stable for the same name."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def note_overwrites(out: PathLike, names: list[str]) -> list[str]:
+    """Log ONE warning line when ``out`` already holds files named like fakebench's outputs
+    (``names``, relative to ``out``), which the command is about to overwrite; returns them."""
+    root = Path(out)
+    hit = [n for n in names if (root / n).is_file()]
+    if hit:
+        shown = ", ".join(safe_text(n) for n in hit[:3]) + (f" and {len(hit) - 3} more" if len(hit) > 3 else "")
+        log.warning("%s: overwriting %d existing file(s) with fakebench's output: %s", safe_text(str(root)),
+                    len(hit), shown)
+    return hit

@@ -16,7 +16,8 @@ as taking ``roc_curve(..., drop_intermediate=False)`` from scikit-learn.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -271,28 +272,90 @@ def summarize(labels: Any, scores: Any, threshold: float = 0.0, calibrated_thres
     return out
 
 
-def bootstrap_ci(fn: Callable[[np.ndarray, np.ndarray], float], labels: Any, scores: Any, n: int = 1000,
-                 alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap ``(low, high)`` confidence interval of ``fn(labels, scores)``.
-
-    Resampling is stratified by label (each class resampled with replacement to its own
-    size), so every resample has both classes whenever the data has. Resamples where ``fn``
-    is NaN are dropped; ``(nan, nan)`` if none is finite or the data is empty.
-    """
-    if int(n) < 1 or not (0.0 < float(alpha) < 1.0):
-        raise ConfigError(f"bootstrap_ci: need n >= 1 and 0 < alpha < 1, got n={n}, alpha={alpha}")
-    y, s = _arrays(labels, scores)
-    if not len(y):
-        return float("nan"), float("nan")
+def stratified_resamples(labels: Any, n: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """Index arrays of ``n`` bootstrap resamples of ``labels``, each class resampled with
+    replacement to its own size (so every resample has both classes whenever the data has)."""
+    y = np.asarray(labels).reshape(-1)
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(y == c) for c in (0, 1)]
-    vals = []
     for _ in range(int(n)):
-        idx = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups if len(g)])
-        vals.append(float(fn(y[idx], s[idx])))
-    v = np.asarray(vals)
+        yield np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups if len(g)])
+
+
+def _percentiles(vals: list[float], alpha: float) -> tuple[float, float]:
+    v = np.asarray(vals, dtype=np.float64)
     v = v[np.isfinite(v)]
     if not len(v):
         return float("nan"), float("nan")
     lo, hi = np.quantile(v, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(lo), float(hi)
+
+
+def _check_boot(n: int, alpha: float) -> None:
+    if int(n) < 1 or not (0.0 < float(alpha) < 1.0):
+        raise ConfigError(f"bootstrap_ci: need n >= 1 and 0 < alpha < 1, got n={n}, alpha={alpha}")
+
+
+def bootstrap_ci(fn: Callable[[np.ndarray, np.ndarray], float], labels: Any, scores: Any, n: int = 1000,
+                 alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap ``(low, high)`` confidence interval of ``fn(labels, scores)``.
+
+    Resampling is stratified by label (:func:`stratified_resamples`). Resamples where ``fn``
+    is NaN are dropped; ``(nan, nan)`` if none is finite or the data is empty.
+    """
+    _check_boot(n, alpha)
+    y, s = _arrays(labels, scores)
+    if not len(y):
+        return float("nan"), float("nan")
+    return _percentiles([float(fn(y[idx], s[idx])) for idx in stratified_resamples(y, n, seed)], alpha)
+
+
+def bootstrap_auc_ci(labels: Any, scores: Any, n: int = 1000, alpha: float = 0.05, seed: int = 0
+                     ) -> tuple[float, float]:
+    """:func:`bootstrap_ci` of :func:`auc`, the same resamples, computed from per-resample
+    counts instead of re-sorting: a resample's AUC is the Mann-Whitney statistic over the
+    tie groups of the original scores, ``sum_g P_g (N_below_g + N_g / 2) / (n_pos n_neg)``,
+    with ``P_g``, ``N_g`` the resample's synthetic / real counts in group ``g`` (ties count one
+    half, as in :func:`auc`). Scores with NaN fall back to :func:`bootstrap_ci`."""
+    _check_boot(n, alpha)
+    y, s = _arrays(labels, scores)
+    if not _two_classes(y, s):
+        return bootstrap_ci(auc, y, s, n=n, alpha=alpha, seed=seed)
+    _, group = np.unique(s, return_inverse=True)
+    g = int(group.max()) + 1
+    pos, neg = y == 1, y == 0
+    n_pos, n_neg = float(pos.sum()), float(neg.sum())
+    vals = []
+    for idx in stratified_resamples(y, n, seed):
+        gp = group[idx][pos[idx]]
+        gn = group[idx][neg[idx]]
+        cp = np.bincount(gp, minlength=g).astype(np.float64)
+        cn = np.bincount(gn, minlength=g).astype(np.float64)
+        below = np.cumsum(cn) - cn
+        vals.append(float(cp @ (below + 0.5 * cn)) / (n_pos * n_neg))
+    return _percentiles(vals, alpha)
+
+
+def bootstrap_diff_ci(stat_a: Callable[[np.ndarray], float], labels_a: Any, stat_b: Callable[[np.ndarray], float],
+                      labels_b: Any | None = None, n: int = 1000, alpha: float = 0.05, seed: int = 0
+                      ) -> tuple[float, float, float]:
+    """``(diff, low, high)``: ``stat_b(all) - stat_a(all)`` and its percentile bootstrap interval.
+
+    ``stat_x(idx)`` computes the statistic on the samples ``idx`` of its own data. Paired
+    (``labels_b`` None: the same samples in the same order, e.g. two runs over one dataset):
+    both statistics see the same stratified resample, so the interval reflects only how the
+    two differ sample by sample (identical data give exactly ``(0, 0, 0)``). Unpaired: each
+    side is resampled on its own.
+    """
+    _check_boot(n, alpha)
+    ya = np.asarray(labels_a).reshape(-1)
+    diff = float(stat_b(np.arange(len(ya if labels_b is None else np.asarray(labels_b).reshape(-1))))) - \
+        float(stat_a(np.arange(len(ya))))
+    if labels_b is None:
+        vals = [float(stat_b(idx)) - float(stat_a(idx)) for idx in stratified_resamples(ya, n, seed)]
+    else:
+        yb = np.asarray(labels_b).reshape(-1)
+        vals = [float(stat_b(ib)) - float(stat_a(ia)) for ia, ib in
+                zip(stratified_resamples(ya, n, seed), stratified_resamples(yb, n, seed + 1))]
+    lo, hi = _percentiles(vals, alpha)
+    return diff, lo, hi

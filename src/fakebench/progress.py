@@ -15,8 +15,18 @@ class NullBar:
     def close(self) -> None: ...
 
 
+_QUIET = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """``fakebench --quiet``: every progress bar off, whatever the caller asked for."""
+    global _QUIET
+    _QUIET = bool(quiet)
+
+
 def progress_bar(total: int, desc: str, enabled: bool = True, initial: int = 0, unit: str = "it") -> Any:
-    if not enabled:
+    """A tqdm bar (count, rate and ETA) or, when disabled or quiet, a no-op."""
+    if not enabled or _QUIET:
         return NullBar()
     from tqdm.auto import tqdm
 

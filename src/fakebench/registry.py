@@ -90,6 +90,9 @@ class DetectorCard(Card):
     weights: tuple[WeightsFile, ...] = ()
     weights_note: str = ""
     input_size: str = "any"
+    #: smallest image side (pixels) the detector's features are meaningful for (a CNN's total
+    #: stride); smaller images are still scored, with a warning
+    min_side: int = 32
     differentiable: bool = True
     non_differentiable_reason: str = ""
     recipe: Mapping[str, Any] = field(default_factory=dict)

@@ -17,7 +17,7 @@ def _data(n=6, size=32, seed=0):
 
 
 LINF = [("di-fgsm", {}), ("di-fgsm", {"momentum": 1.0, "p": 1.0}), ("r-fgsm", {}), ("r-fgsm", {"steps": 4}),
-        ("uap", {"steps": 2}), ("pgd", {"preset": "derosa2024"})]
+        ("sgd-uap", {"steps": 2}), ("uap", {"max_passes": 2}), ("pgd", {"preset": "derosa2024"})]
 
 
 @pytest.mark.parametrize("name,opts", LINF)
@@ -36,8 +36,8 @@ def test_preset_gives_the_paper_configuration_and_explicit_options_win():
     atk = attacks.create("di-fgsm", preset="derosa2024")
     t = atk.threat
     assert (t.eps, t.steps, t.step_size, t.norm) == (8 / 255, 10, 2 / 255, "linf")
-    assert PRESETS["derosa2024"]["eps"] == 8 / 255
-    t2 = attacks.create("r-fgsm", preset="derosa2024", eps=4 / 255, direction="spoof").threat
+    assert PRESETS["derosa2024"]["pgd"]["eps"] == 8 / 255
+    t2 = attacks.create("pgd", preset="derosa2024", eps=4 / 255, direction="spoof").threat
     assert (t2.eps, t2.steps, t2.direction) == (4 / 255, 10, "spoof")
     assert attacks.create("uap", preset="derosa2024").threat.eps == 8 / 255
     with pytest.raises(ConfigError, match="preset"):
@@ -86,10 +86,10 @@ def test_r_fgsm_is_a_random_sign_step_then_a_gradient_step(tiny_detector):
         attacks.create("r-fgsm", eps=eps, alpha=2 * eps)
 
 
-def test_uap_is_one_perturbation_shared_by_all_images(tiny_detector):
+def test_sgd_uap_is_one_perturbation_shared_by_all_images(tiny_detector):
     x, y = _data(8, 32, seed=1)
     x = x.clamp(8 / 255, 1 - 8 / 255)
-    atk = attacks.create("uap", eps=8 / 255, steps=3, quantize=False, seed=3)
+    atk = attacks.create("sgd-uap", eps=8 / 255, steps=3, quantize=False, seed=3)
     delta = atk.fit(tiny_detector, x, y)
     assert delta.shape == (3, 32, 32) and float(delta.abs().max()) <= 8 / 255 + 1e-7
     xt, yt = _data(6, 32, seed=2)
@@ -100,7 +100,7 @@ def test_uap_is_one_perturbation_shared_by_all_images(tiny_detector):
     # resized or tiled onto another size, the budget still holds
     big, yb = _data(2, 48, seed=4)
     for mode in ("resize", "tile"):
-        a = attacks.create("uap", eps=8 / 255, steps=2, apply=mode)
+        a = attacks.create("sgd-uap", eps=8 / 255, steps=2, apply=mode)
         a.fit(tiny_detector, x, y)
         out = a(tiny_detector, big, yb)
         assert out.shape == big.shape and float((out - big).abs().max()) <= 8 / 255 + 1e-6
@@ -109,11 +109,11 @@ def test_uap_is_one_perturbation_shared_by_all_images(tiny_detector):
                                                                                      tiled[:, :16, :16])
 
 
-def test_uap_fits_per_detector_and_beats_random_noise(tiny_detector):
+def test_sgd_uap_fits_per_detector_and_beats_random_noise(tiny_detector):
     from fakebench import detectors
 
     x, y = _data(16, 32, seed=5)
-    atk = attacks.create("uap", eps=8 / 255, steps=4, seed=0)
+    atk = attacks.create("sgd-uap", eps=8 / 255, steps=4, seed=0)
     atk.fit(tiny_detector, x, y)
     torch.manual_seed(1)
     other = detectors.create("cnnspot", arch="resnet10", width=8).eval()
@@ -132,15 +132,15 @@ def test_uap_fits_per_detector_and_beats_random_noise(tiny_detector):
     assert float((z_uap - z0).mean()) < 0
 
 
-def test_uap_fit_data_forms(tiny_detector):
+def test_sgd_uap_fit_data_forms(tiny_detector):
     x, y = _data(8)
-    atk = attacks.create("uap", steps=1, batch_size=3)
+    atk = attacks.create("sgd-uap", steps=1, batch_size=3)
     d1 = atk.fit(tiny_detector, [(x[:4], y[:4], None), None, (x[4:], y[4:], None)])  # DataLoader-like batches
     assert d1.shape == (3, 32, 32)
     with pytest.raises(ConfigError, match="no images targeted"):
         atk.fit(tiny_detector, x[y == 0], y[y == 0])  # evade: only real images given
     with pytest.raises(ConfigError, match="uap"):
-        attacks.create("uap", norm="l2")
+        attacks.create("sgd-uap", norm="l2")
 
 
 # -- on the built-in benchmark with a trained detector ---------------------------------------

@@ -98,7 +98,8 @@ def test_preprocessing_matches_torchvision_resize_and_center_crop():
 def test_forward_is_head_of_clip_features_with_preprocessing_inside(name):
     det = tiny(name)
     x = torch.rand(2, 3, 40, 60)
-    z = (backbone.clip_preprocess(x, 32) - torch.tensor(backbone.CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+    mode = "center_crop" if name == "univfd" else "clip"  # UnivFD's official evaluation crops without resizing
+    z = (backbone.clip_preprocess(x, 32, mode) - torch.tensor(backbone.CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(
         backbone.CLIP_STD).view(1, 3, 1, 1)
     # an independent open_clip tower with the same seed and config
     ref = backbone.build_visual(TINY["embed_dim"], TINY["vision_cfg"], False, seed=0).eval()

@@ -81,7 +81,7 @@ def test_cli_and_bad_input(trained, tmp_path, capsys):
     man, ck = trained
     rc = main(["robustness", "--detectors", str(ck), "--data", str(man), "--eps", "2/255", "--steps", "4",
                "--queries", "20", "--out", str(tmp_path / "c"), "--no-progress"])
-    assert rc == 0 and (tmp_path / "c" / "robustness.md").is_file()
+    assert rc == 0 and (tmp_path / "c" / "robustness.md").is_file() and (tmp_path / "c" / "report.html").is_file()
     rc = main(["robustness", "--detectors", str(ck), "--data", str(man), "--eps=-1/255", "--out", str(tmp_path / "d"),
                "--no-progress"])
     assert rc == 2 and "eps: expected positive budgets" in capsys.readouterr().err

@@ -65,3 +65,4 @@ def test_transfer_command(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "out" / "transfer.csv")))
     assert [(r["source"], r["target"]) for r in rows] == [("A", "A"), ("A", "B")]
     assert all(r["direction"] == "evade" and r["attack"] == "pgd" for r in rows)
+    assert "data:image/png;base64," in (tmp_path / "out" / "report.html").read_text()

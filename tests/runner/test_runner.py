@@ -105,6 +105,11 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
     assert len(resumed) == len(ref) == 32 * 5
     assert [r[:5] for r in resumed] == [r[:5] for r in ref]
     assert resumed == ref  # identical numbers, not just identical keys
+    # the gallery thumbnails too (written before each chunk's commit, rewritten when it is redone)
+    thumbs = [{q.relative_to(d / "out"): q.read_bytes() for q in (d / "out" / "gallery").rglob("*.png")}
+              for d in (ref_dir, kill_dir)]
+    assert thumbs[0] and thumbs[0] == thumbs[1]
+    assert (ref_dir / "out" / "report.html").is_file() and (kill_dir / "out" / "report.html").is_file()
 
 
 def test_bad_file_is_skipped_and_recorded(tmp_path):

@@ -32,6 +32,7 @@ reference returns the clean image there; the worst case is more useful to report
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -71,6 +72,8 @@ class APGD(Attack):
             raise ConfigError(f"norm: apgd supports linf, l2, got {self.threat.norm!r}")
         if int(self.threat.steps) < 1:
             raise ConfigError(f"steps: apgd needs at least 1 step, got {self.threat.steps}")
+        if not math.isfinite(float(self.threat.eps)):  # its step size starts at 2 * eps
+            raise ConfigError(f"eps: apgd needs a finite budget, got {self.threat.eps}")
         if not 0 < float(rho) <= 1:
             raise ConfigError(f"rho: expected a number in (0, 1], got {rho!r}")
         if int(eot_iter) < 1:

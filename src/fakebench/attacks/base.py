@@ -14,6 +14,7 @@ attacks with ``direction = "all"``: they touch every image.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -58,8 +59,12 @@ class ThreatModel:
             raise ConfigError(f"direction: {self.direction!r} is not one of {DIRECTIONS}")
         if self.norm not in NORMS:
             raise ConfigError(f"norm: {self.norm!r} is not one of {NORMS}")
-        if not (self.eps >= 0):
+        if not (self.eps >= 0):  # NaN fails too; inf means unbounded (decision-based attacks)
             raise ConfigError(f"eps: must be >= 0, got {self.eps}")
+        if not math.isfinite(self.kappa):
+            raise ConfigError(f"kappa: must be a finite number, got {self.kappa}")
+        if int(self.eot_samples) < 1:
+            raise ConfigError(f"eot_samples: must be >= 1, got {self.eot_samples}")
         if int(self.steps) < 0:
             raise ConfigError(f"steps: must be >= 0, got {self.steps}")
         if self.loss not in ("score", "margin"):

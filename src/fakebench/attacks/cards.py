@@ -22,23 +22,32 @@ CARDS: tuple[AttackCard, ...] = (
     AttackCard("share", "social-network sharing simulation: resize to the platform's longest side + JPEG "
                "(platform=facebook|x|twitter|telegram)", _M + "degradations:build_share",
                paper="parameters: see fakebench.data.sharing"),
-    AttackCard("pgd", "projected gradient descent, Linf or L2 (De Rosa et al. 2024 settings: eps 8/255, 10 steps, "
-               "step 2/255)", _M + "gradient:build_pgd", paper=f"Madry et al., ICLR 2018; {DEROSA}"),
+    AttackCard("pgd", "projected gradient descent, Linf or L2; preset='derosa2024' (= 'derosa2024-linf': Linf eps 8/255, "
+               "step 2/255, 10 steps, uniform random start) or 'derosa2024-l2' (their shipped L2 PGD: eps 8, step 1.6, "
+               "10 steps, [0, 1] units)", _M + "gradient:build_pgd", paper=f"Madry et al., ICLR 2018; {DEROSA}"),
     AttackCard("apgd", "Auto-PGD: step-size-free PGD with momentum and checkpoints (Croce & Hein 2020), Linf or L2, "
                "score or margin loss at the detector's threshold; options rho, eot_iter", _M + "apgd:build_apgd",
                paper="Croce & Hein, Reliable evaluation of adversarial robustness with an ensemble of diverse "
                      "parameter-free attacks, ICML 2020"),
-    AttackCard("fgsm", "fast gradient sign method (one step of size eps)", _M + "gradient:build_fgsm",
-               paper="Goodfellow, Shlens, Szegedy, ICLR 2015"),
-    AttackCard("di-fgsm", "diverse-inputs iterative FGSM: gradients through random resize+pad (Xie et al. 2019); "
-               "preset='derosa2024'", _M + "gradient:build_difgsm", paper=f"Xie et al., CVPR 2019; {DEROSA}"),
+    AttackCard("fgsm", "fast gradient sign method (one step of size eps); preset='derosa2024' sets only the budget "
+               "8/255", _M + "gradient:build_fgsm", paper="Goodfellow, Shlens, Szegedy, ICLR 2015"),
+    AttackCard("di-fgsm", "diverse-inputs iterative FGSM with torchattacks' DIFGSM defaults (random shrink to 0.9-1x, "
+               "bilinear, zero-pad back, p 0.5); preset='derosa2024'", _M + "gradient:build_difgsm",
+               paper=f"Xie et al., CVPR 2019; {DEROSA}"),
     AttackCard("r-fgsm", "R+FGSM: random sign step of alpha then gradient-sign steps with eps - alpha "
-               "(Tramèr et al. 2018); preset='derosa2024'", _M + "gradient:build_rfgsm",
-               paper=f"Tramèr et al., ICLR 2018; {DEROSA}"),
-    AttackCard("uap", "universal adversarial perturbation: one Linf perturbation fitted on a set (SGD-sign), "
-               "resized/tiled to each image; preset='derosa2024'", _M + "universal:build_uap",
-               paper=f"Moosavi-Dezfooli et al., CVPR 2017; Shafahi et al., AAAI 2020; {DEROSA}",
+               "(Tramèr et al. 2018); not De Rosa et al.'s RFGSM (that is robust-fgsm)", _M + "gradient:build_rfgsm",
+               paper="Tramèr et al., Ensemble adversarial training, ICLR 2018"),
+    AttackCard("robust-fgsm", "Robust FGSM: iterative sign steps on a kappa-margin loss averaged over a fixed set of "
+               "17 transforms (noise, blur, shifts, down-up resize), early stop once every transform is fooled at "
+               "0.95; preset='derosa2024'", _M + "robust:build_robust_fgsm",
+               paper=f"Hussain, Neekhara et al., Adversarial deepfakes, WACV 2021; {DEROSA} ('RFGSM')"),
+    AttackCard("uap", "universal adversarial perturbation, DeepFool-based (overshoot 0.02, delta 0.01, patience 2), "
+               "fitted on a set (80% passes / 20% fooling rate), resized/tiled to each image; preset='derosa2024'",
+               _M + "universal:build_uap", paper=f"Moosavi-Dezfooli et al., CVPR 2017; {DEROSA}",
                path_options=("fit_on",)),
+    AttackCard("sgd-uap", "universal perturbation fitted by stochastic gradient-sign ascent over mini-batches "
+               "(Shafahi et al. 2020), resized/tiled to each image", _M + "universal:build_sgd_uap",
+               paper="Shafahi et al., Universal adversarial training, AAAI 2020", path_options=("fit_on",)),
     AttackCard("cf-distortion", "Carlini & Farid distortion-minimising white-box attack: smallest L2 change that "
                "flips the decision (C&W: Adam on tanh, binary search on c); reports L0/L2",
                _M + "carlini_farid:build_cf_distortion", paper=CF_PAPER + "; Carlini & Wagner, IEEE S&P 2017"),
@@ -54,6 +63,10 @@ CARDS: tuple[AttackCard, ...] = (
     AttackCard("cf-transfer", "Carlini & Farid black-box transfer: attack a surrogate detector (surrogate=checkpoint "
                "dir) with a white-box attack (base='pgd' by default) and evaluate on the target",
                _M + "carlini_farid:build_cf_transfer", paper=CF_PAPER, path_options=("surrogate",)),
+    AttackCard("cf-latent", "Carlini & Farid latent-space attack: move the generator latent (TAESD-family decoder, "
+               "weights=DIR) within latent_eps so the decoded fake evades; universal=true shares one offset; reports "
+               "PSNR to the decoded original", _M + "carlini_farid:build_cf_latent", paper=CF_PAPER,
+               path_options=("weights",)),
     AttackCard("mimicry", "feature-space mimicry: move internal features to the other class's centroid; mode hide "
                "(whole image) or decoy (box/mask region) (Boato et al. 2024)", _M + "mimicry:build_mimicry",
                paper="Boato, De Natale, De Stefano, Pasquini, Roli, Pattern Recognition Letters 2024",

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 
 from ..data import degrade, sharing
+from ..errors import ConfigError
 from .base import Attack, ThreatModel
 
 
@@ -33,21 +34,34 @@ class Degradation(Attack):
         return self.fn(x, **self.kwargs), 0
 
 
+# the builders check every option when the attack is built (before any image is processed)
+
 def build_jpeg(quality: int = 75, subsampling: str = "4:2:0") -> Degradation:
-    return Degradation("jpeg", degrade.jpeg, quality=int(quality), subsampling=subsampling)
+    degrade.check_subsampling(subsampling)
+    return Degradation("jpeg", degrade.jpeg, quality=degrade.check_quality(quality), subsampling=subsampling)
 
 
 def build_resize(scale: float = 0.5, restore: bool = False, interpolation: str = "bilinear") -> Degradation:
-    return Degradation("resize", degrade.resize, scale=float(scale), restore=bool(restore), interpolation=interpolation)
+    if restore not in (True, False):
+        raise ConfigError(f"resize restore: expected true or false, got {restore!r}")
+    return Degradation("resize", degrade.resize, scale=degrade.check_scale(scale), restore=bool(restore),
+                       interpolation=degrade.check_interpolation(interpolation))
 
 
 def build_blur(sigma: float = 1.0) -> Degradation:
-    return Degradation("blur", degrade.blur, sigma=float(sigma))
+    return Degradation("blur", degrade.blur, sigma=degrade.check_sigma(sigma))
 
 
 def build_share(platform: str = "facebook", quality: int | None = None, max_side: int | None = None,
            crop: float | None = None, assume_side: int | None = None):
     p = sharing.get_platform(platform)
+    if quality is not None:
+        degrade.check_quality(quality)
+    for k, v in (("max_side", max_side), ("assume_side", assume_side)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ConfigError(f"share {k}: expected an integer >= 1, got {v!r}")
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1):
+        raise ConfigError(f"share crop: expected a fraction in (0, 1], got {crop!r}")
     opts: dict[str, Any] = {"platform": p.name}
     for k, v in (("quality", quality), ("max_side", max_side), ("crop", crop), ("assume_side", assume_side)):
         if v is not None:

@@ -16,6 +16,7 @@ perturbation lives in :mod:`fakebench.attacks.universal`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -59,6 +60,11 @@ class PGD(Attack):
         if self.threat.norm not in self.supported_norms:
             supported = ", ".join(self.supported_norms)
             raise ConfigError(f"norm: {self.name} supports {supported}, got {self.threat.norm!r}")
+        if not math.isfinite(float(self.threat.eps)):  # the step size (a fraction of eps) would be infinite
+            raise ConfigError(f"eps: {self.name} needs a finite budget, got {self.threat.eps}")
+        if int(self.threat.steps) < 1:  # zero steps would report the clean images as an attack
+            raise ConfigError(f"steps: {self.name} needs at least 1 step, got {self.threat.steps} "
+                              "(for no attack use 'attack: none')")
 
     def _start(self, x: torch.Tensor, generator: torch.Generator, random_start: bool) -> torch.Tensor:
         t = self.threat
@@ -127,29 +133,55 @@ class FGSM(PGD):
     name = "fgsm"
 
 
-#: Named configurations from papers; explicit options override them.
-PRESETS: dict[str, dict[str, Any]] = {
+#: Named configurations from papers, per attack; explicit options override them. A preset
+#: names only the settings the paper's code fixes (the threat model); the attacks' own
+#: defaults (DI-FGSM's diversity, Robust FGSM's transforms, the UAP's DeepFool settings) are
+#: already the papers'.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # De Rosa, Guillaro, Poggi, Cozzolino, Verdoliva, "Exploring the adversarial robustness of
-    # CLIP for AI-generated image detection" (2024): Linf eps 8/255, 10 iterations, step 2/255.
-    "derosa2024": {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "norm": "linf"},
+    # CLIP for AI-generated image detection" (2024), grip-unina/AdversarialRobustnessCLIP:
+    # Linf PGD ("pgdI"): eps 8/255, step eps/4 = 2/255, 10 steps, uniform random start;
+    # DI-FGSM: torchattacks.DIFGSM(eps 8/255, alpha 2/255, steps 10) with its defaults;
+    # Robust FGSM (Hussain et al. 2021): max_iter 10, eps 8/255, alpha 2/255; UAP: Linf 8/255.
+    # fgsm takes only the budget (De Rosa et al. do not run FGSM).
+    "derosa2024": {
+        "pgd": {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "norm": "linf", "random_start": True},
+        "fgsm": {"eps": 8 / 255, "norm": "linf"},
+        "di-fgsm": {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "norm": "linf", "random_start": False},
+        "robust-fgsm": {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "norm": "linf"},
+        "uap": {"eps": 8 / 255, "norm": "linf"},
+    },
+    # their shipped configuration (configs/latent.yaml, attack "pgdE"): L2 PGD with eps 8 and step
+    # eps/5 = 1.6, 10 steps, in the [0, 1] pixel units their code feeds it (ToTensor images, eps
+    # not divided by 255); their L2 random start has radius 0, i.e. none.
+    "derosa2024-l2": {
+        "pgd": {"eps": 8.0, "steps": 10, "step_size": 1.6, "norm": "l2", "random_start": False},
+    },
 }
+PRESETS["derosa2024-linf"] = PRESETS["derosa2024"]
 
 
-def with_preset(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` with ``preset`` (a :data:`PRESETS` name) expanded underneath the explicit ones."""
+def with_preset(options: dict[str, Any], attack: str | None = None) -> dict[str, Any]:
+    """``options`` with ``preset`` (a :data:`PRESETS` name) expanded underneath the explicit
+    ones, using the preset's settings for ``attack``; a preset without settings for that attack
+    is a one-line ConfigError."""
     options = dict(options)
     preset = options.pop("preset", None)
     if preset is None:
         return options
     if preset not in PRESETS:
         raise ConfigError(f"preset: {preset!r} is not one of {sorted(PRESETS)}")
-    return {**PRESETS[preset], **options}
+    if attack not in PRESETS[preset]:
+        raise ConfigError(f"preset: {preset!r} has no setting for {attack or 'this attack'} "
+                          f"(it covers {', '.join(PRESETS[preset])})")
+    return {**PRESETS[preset][attack], **options}
 
 
-def threat_from(options: dict[str, Any], defaults: dict[str, Any] | None = None) -> ThreatModel:
-    """Build the threat model from preset + defaults + explicit options; unknown keys raise a
-    one-line ConfigError."""
-    merged = {**(defaults or {}), **with_preset(options)}
+def threat_from(options: dict[str, Any], defaults: dict[str, Any] | None = None,
+                attack: str | None = None) -> ThreatModel:
+    """Build the threat model from preset (``attack``'s settings) + defaults + explicit options;
+    unknown keys raise a one-line ConfigError."""
+    merged = {**(defaults or {}), **with_preset(options, attack)}
     threat, rest = split_threat(merged)
     if rest:
         raise ConfigError(f"unknown options {sorted(rest)}")
@@ -159,59 +191,66 @@ def threat_from(options: dict[str, Any], defaults: dict[str, Any] | None = None)
 
 
 def build_pgd(seed: int = 0, **options: Any) -> PGD:
-    return PGD(threat_from(options), seed=seed)
+    return PGD(threat_from(options, attack="pgd"), seed=seed)
 
 
 def build_fgsm(seed: int = 0, **options: Any) -> FGSM:
+    options = with_preset(options, "fgsm")
     options = {**options, "steps": 1, "step_size": options.get("eps", 8 / 255)}
-    threat, rest = split_threat(options)
-    if rest:
-        raise ConfigError(f"unknown options {sorted(rest)}")
-    return FGSM(threat, seed=seed)
+    return FGSM(threat_from(options), seed=seed)
 
 
 # -- DI-FGSM --------------------------------------------------------------------------------
 
-def input_diversity(x: torch.Tensor, p: float, resize_rate: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Xie et al. (CVPR 2019) diversity transform, differentiable in ``x``.
+def input_diversity(x: torch.Tensor, p: float, resize_rate: float, generator: torch.Generator | None,
+                    interpolation: str = "bilinear") -> torch.Tensor:
+    """Xie et al. (CVPR 2019) diversity transform as torchattacks' ``DIFGSM.input_diversity``
+    implements it (the version De Rosa et al. 2024 ran), differentiable in ``x``.
 
-    With probability ``p`` (one draw per call, as in the authors' code) the batch is resized
-    (nearest neighbour) to a random size and zero-padded at a random position: for
-    ``resize_rate > 1`` (paper: 330/299 ~ 1.104) the image is enlarged to a side in
-    [H, H * rate) and padded to H * rate; for ``resize_rate < 1`` (torchattacks' variant) it is
-    shrunk to a side in [H * rate, H) and padded back to H. Otherwise ``x`` is returned."""
-    if p <= 0 or float(torch.rand(1, generator=generator)) >= p:
-        return x
+    With ``W`` the input width: for ``resize_rate < 1`` (torchattacks' default 0.9) the batch
+    is resized to a random side ``rnd`` in ``[int(W * rate), W)`` and zero-padded at a random
+    position back to ``W`` (output at the input size); for ``resize_rate > 1`` (Xie et al.'s
+    330/299) ``rnd`` lies in ``[W, int(W * rate))`` and the canvas is ``int(W * rate)``. The
+    draws come in torchattacks' order from ``generator`` (``rnd``, top, left, then the coin
+    ``rand < p``), every call, whether or not the transform is applied: with the same seed the
+    result equals torchattacks'. ``interpolation`` is ``bilinear`` (torchattacks) or ``nearest``
+    (Xie et al.'s TensorFlow code). Non-square inputs (torchattacks handles only square ones)
+    scale the height by the same factor."""
     _, _, h, w = x.shape
-    if resize_rate >= 1:
-        out_h, out_w = int(h * resize_rate), int(w * resize_rate)
-        lo_h = h
-    else:
-        out_h, out_w = h, w
-        lo_h = max(1, int(h * resize_rate))
-    if out_h <= lo_h:
+    if resize_rate < 1:  # rnd in [int(W * rate), W), canvas W
+        small, big = int(w * resize_rate), w
+    else:  # rnd in [W, int(W * rate)), canvas int(W * rate)
+        small, big = w, int(w * resize_rate)
+    if big <= small:
         return x
-    rnd_h = int(torch.randint(lo_h, out_h, (1,), generator=generator))
-    rnd_w = min(out_w, max(1, int(round(w * rnd_h / h))))
-    resized = F.interpolate(x, size=(rnd_h, rnd_w), mode="nearest")
-    top = int(torch.randint(0, out_h - rnd_h + 1, (1,), generator=generator))
-    left = int(torch.randint(0, out_w - rnd_w + 1, (1,), generator=generator))
-    return F.pad(resized, (left, out_w - rnd_w - left, top, out_h - rnd_h - top), value=0.0)
+    rnd = int(torch.randint(low=small, high=big, size=(1,), generator=generator, dtype=torch.int32))
+    canvas_h = big if h == w else max(1, round(h * big / w))
+    rnd_h = rnd if h == w else min(canvas_h - 1, max(1, round(h * rnd / w)))
+    top = int(torch.randint(low=0, high=max(canvas_h - rnd_h, 1), size=(1,), generator=generator, dtype=torch.int32))
+    left = int(torch.randint(low=0, high=big - rnd, size=(1,), generator=generator, dtype=torch.int32))
+    apply = float(torch.rand(1, generator=generator)) < p
+    if not apply:
+        return x
+    align = False if interpolation != "nearest" else None
+    rescaled = F.interpolate(x, size=(rnd_h, rnd), mode=interpolation, align_corners=align)
+    return F.pad(rescaled, (left, big - rnd - left, top, canvas_h - rnd_h - top), value=0.0)
 
 
 class DIFGSM(PGD):
     """Diverse-inputs iterative FGSM (Xie, Zhang, Zhou, Bai, Wang, Ren, Yuille, "Improving
-    transferability of adversarial examples with input diversity", CVPR 2019), as used by
-    De Rosa et al. (2024). I-FGSM whose gradient is taken through :func:`input_diversity`
-    (probability ``p``, default 0.5 as in the paper); ``momentum`` > 0 gives M-DI2-FGSM
-    (Dong et al. 2018 accumulation of L1-normalised gradients; the paper uses 1.0). The
-    update is projected onto the eps-ball like PGD; EOT transforms apply after the diversity
-    transform."""
+    transferability of adversarial examples with input diversity", CVPR 2019) with
+    torchattacks' ``DIFGSM`` defaults, as De Rosa et al. (2024) ran it: ``resize_rate`` 0.9
+    (shrink, pad back to the input size), bilinear, ``p`` = diversity_prob 0.5, no random
+    start. I-FGSM whose gradient is taken through :func:`input_diversity`; ``momentum`` > 0
+    gives M-DI2-FGSM (torchattacks' ``decay``: accumulation of L1-normalised gradients, Dong
+    et al. 2018). Xie et al.'s own setting is ``resize_rate=330/299, interpolation="nearest"``.
+    The update is projected onto the eps-ball like PGD; EOT transforms apply after the
+    diversity transform."""
 
     name = "di-fgsm"
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, p: float = 0.5,
-                 resize_rate: float = 330 / 299, momentum: float = 0.0) -> None:
+                 resize_rate: float = 0.9, momentum: float = 0.0, interpolation: str = "bilinear") -> None:
         super().__init__(threat, seed)
         if not 0 <= float(p) <= 1:
             raise ConfigError(f"p: expected a probability in [0, 1], got {p!r}")
@@ -219,13 +258,18 @@ class DIFGSM(PGD):
             raise ConfigError(f"resize_rate: expected a number in (0, 4] other than 1, got {resize_rate!r}")
         if float(momentum) < 0:
             raise ConfigError(f"momentum: must be >= 0, got {momentum!r}")
+        if interpolation not in ("bilinear", "nearest", "bicubic"):
+            raise ConfigError(f"interpolation: {interpolation!r} is not 'bilinear', 'nearest' or 'bicubic'")
         self.p, self.resize_rate, self.momentum = float(p), float(resize_rate), float(momentum)
+        self.interpolation = interpolation
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "p": self.p, "resize_rate": self.resize_rate, "momentum": self.momentum}
+        return {**super().params(), "p": self.p, "resize_rate": self.resize_rate, "momentum": self.momentum,
+                "interpolation": self.interpolation}
 
     def _objective(self, detector, x_adv, sign, generator):
-        return self.loss(detector, input_diversity(x_adv, self.p, self.resize_rate, generator), sign, generator)
+        x_div = input_diversity(x_adv, self.p, self.resize_rate, generator, self.interpolation)
+        return self.loss(detector, x_div, sign, generator)
 
     def _direction(self, grad, state):
         if self.momentum > 0:
@@ -269,10 +313,11 @@ class RFGSM(PGD):
         return (float(t.eps) - self.rand_alpha) / max(int(t.steps), 1)
 
 
-def build_difgsm(seed: int = 0, p: float = 0.5, resize_rate: float = 330 / 299, momentum: float = 0.0,
-            **options: Any) -> DIFGSM:
-    return DIFGSM(threat_from(options), seed=seed, p=p, resize_rate=resize_rate, momentum=momentum)
+def build_difgsm(seed: int = 0, p: float = 0.5, resize_rate: float = 0.9, momentum: float = 0.0,
+                 interpolation: str = "bilinear", **options: Any) -> DIFGSM:
+    return DIFGSM(threat_from(options, attack="di-fgsm"), seed=seed, p=p, resize_rate=resize_rate, momentum=momentum,
+                  interpolation=interpolation)
 
 
 def build_rfgsm(seed: int = 0, alpha: float | None = None, **options: Any) -> RFGSM:
-    return RFGSM(threat_from(options, {"steps": 1}), seed=seed, alpha=alpha)
+    return RFGSM(threat_from(options, {"steps": 1}, attack="r-fgsm"), seed=seed, alpha=alpha)

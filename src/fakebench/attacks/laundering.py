@@ -225,6 +225,15 @@ class Launder(Attack):
         return best, len(self.strengths)
 
 
+def tae_weights(weights: str | None, who: str) -> str:
+    """The TAESD-family weights folder: ``weights`` or ``$FAKEBENCH_TAE_WEIGHTS``; else a one-line error."""
+    weights = weights or os.environ.get("FAKEBENCH_TAE_WEIGHTS")
+    if not weights:
+        raise ConfigError(f"{who}: needs weights=DIR, a TAESD-family weights folder "
+                          "(e.g. shared/weights/taef2) or $FAKEBENCH_TAE_WEIGHTS")
+    return weights
+
+
 def make_backend(backend: str | None, weights: str | None, vae_path: str | None, pipeline_path: str | None,
                  tile: int, overlap: int, halo: int, quantize_latents: bool, prompt: str,
                  num_inference_steps: int, guidance_scale: float) -> tuple[str, Any]:
@@ -234,10 +243,7 @@ def make_backend(backend: str | None, weights: str | None, vae_path: str | None,
     if backend not in BACKENDS:
         raise ConfigError(f"backend: {backend!r} is not one of {BACKENDS}")
     if backend == "tae":
-        weights = weights or os.environ.get("FAKEBENCH_TAE_WEIGHTS")
-        if not weights:
-            raise ConfigError("launder backend 'tae': needs weights=DIR, a TAESD-family weights folder "
-                              "(e.g. shared/weights/taef2) or $FAKEBENCH_TAE_WEIGHTS")
+        weights = tae_weights(weights, "launder backend 'tae'")
         return backend, TAEBackend(weights, tile=tile, overlap=overlap, halo=halo, quantize_latents=quantize_latents)
     if backend == "sd-vae":
         return backend, SDVAEBackend(vae_path, tile=tile)

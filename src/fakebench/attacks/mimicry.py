@@ -133,12 +133,12 @@ def _region_mask(n: int, h: int, w: int, box: Sequence[int] | None, mask: Any, d
 def load_reference_images(folder: str | Path, limit: int | None = None, size: int | None = None) -> torch.Tensor:
     """Images of ``folder`` (sorted, recursive) as (N, 3, S, S), centre-cropped to the smallest
     side among them (or ``size``); unreadable files are skipped."""
-    from ..io import is_image_file
+    from ..data import list_image_files
 
     d = Path(folder)
     if not d.is_dir():
         raise ConfigError(f"{d}: reference folder not found")
-    files = sorted(p for p in d.rglob("*") if p.is_file() and is_image_file(p))
+    files = list_image_files(d)
     return _stack_center([str(p) for p in files], limit, size)
 
 

@@ -8,12 +8,21 @@ nothing was fitted, fitting on the first batch the attack is called with for tha
 (transductive; later batches reuse it). Pass ``fit_on`` for results that do not depend on the
 order of batches.
 
-:class:`UniversalPerturbation` (``uap``) is the universal adversarial perturbation of
-Moosavi-Dezfooli, Fawzi, Fawzi, Frossard (CVPR 2017) computed by the stochastic
-gradient-sign method of Shafahi, Najibi, Xu, Dickerson, Davis, Goldstein ("Universal
-adversarial training", AAAI 2020): ``delta <- clip_eps(delta + step * sign(grad_delta mean
-loss))`` over mini-batches of the fit set for ``steps`` epochs, as used against synthetic-
-image detectors by De Rosa et al. (2024). Linf only.
+:class:`DeepFoolUAP` (``uap``) is the universal adversarial perturbation of Moosavi-Dezfooli,
+Fawzi, Fawzi, Frossard (CVPR 2017), DeepFool-based, as De Rosa et al. (2024) ran it
+(grip-unina/AdversarialRobustnessCLIP, from qilong-zhang's PyTorch port): passes over the
+shuffled fit images; for each image the current perturbation does not fool yet, a DeepFool
+step (overshoot 0.02, at most 10 iterations) is added if DeepFool converged, and the sum is
+projected onto the Linf ball (De Rosa et al.: 8/255); after each pass the fooling rate (the
+fraction of held-out images whose decision changes) is measured; it stops when that rate
+reaches ``1 - delta`` (delta 0.01) or after ``patience`` passes without a new best (their
+``max_iter_uni`` = 2). The fit set is split as theirs: the first 80% for the passes, the last
+20% for the fooling rate.
+
+:class:`SGDUniversalPerturbation` (``sgd-uap``) is a different algorithm, kept under its own
+name: the stochastic gradient-sign method of Shafahi, Najibi, Xu, Dickerson, Davis, Goldstein
+("Universal adversarial training", AAAI 2020): ``delta <- clip_eps(delta + step *
+sign(grad_delta mean loss))`` over mini-batches of the fit set for ``steps`` epochs.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .base import Attack, ThreatModel, push_sign, target_mask
+from .base import Attack, ThreatModel, decision_threshold, push_sign, target_mask
 from .gradient import threat_from
 
 log = logging.getLogger(__name__)
@@ -161,21 +170,17 @@ def fit_perturbation(delta: torch.Tensor, size: tuple[int, int], mode: str) -> t
     return F.interpolate(delta.unsqueeze(0), size=(H, W), mode="bilinear", align_corners=False).squeeze(0)
 
 
-class UniversalPerturbation(UniversalAttack):
-    """Universal adversarial perturbation (Moosavi-Dezfooli et al., CVPR 2017), fitted by
-    stochastic gradient sign ascent (Shafahi et al., AAAI 2020) as in De Rosa et al. (2024).
-
-    ``threat.steps`` = epochs over the fit set, ``threat.alpha`` = step per mini-batch,
-    ``threat.eps`` = Linf bound. ``size`` (h, w) of the perturbation defaults to the size of
-    the first fit batch; ``apply="resize"|"tile"`` adapts it to other image sizes."""
-
-    name = "uap"
+class LinfUniversalPerturbation(UniversalAttack):
+    """Base of the additive universal perturbations: one (3, h, w) tensor in the Linf ball per
+    detector, adapted to each attacked image's size by ``apply`` (``resize``: bilinear, or
+    ``tile``: repeat and crop; :func:`fit_perturbation`). ``size`` (h, w) defaults to the size
+    of the first fit image."""
 
     def __init__(self, threat: ThreatModel | None = None, seed: int = 0, size: int | tuple[int, int] | None = None,
                  apply: str = "resize", **kwargs: Any) -> None:
         super().__init__(threat, seed, **kwargs)
         if self.threat.norm != "linf":
-            raise ConfigError(f"norm: uap is implemented for linf, got {self.threat.norm!r}")
+            raise ConfigError(f"norm: {self.name} is implemented for linf, got {self.threat.norm!r}")
         if apply not in ("resize", "tile"):
             raise ConfigError(f"apply: {apply!r} is not 'resize' or 'tile'")
         if isinstance(size, int):
@@ -185,6 +190,28 @@ class UniversalPerturbation(UniversalAttack):
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "size": self.size, "apply": self.apply}
+
+    def perturbation(self, detector: torch.nn.Module, size: tuple[int, int]) -> torch.Tensor:
+        """The fitted perturbation for ``detector`` adapted to (H, W); raises if not fitted."""
+        state = self.fitted(detector)
+        if state is None:
+            raise ConfigError(f"{self.name}: not fitted for this detector (call fit(detector, data) first)")
+        return fit_perturbation(state, size, self.apply).clamp(-self.threat.eps, self.threat.eps)
+
+    def run(self, detector, x, y, generator):
+        state = self._state_for(detector, x, y)
+        d = fit_perturbation(state, x.shape[-2:], self.apply).clamp(-self.threat.eps, self.threat.eps)
+        return (x + d.unsqueeze(0)).clamp(0, 1), 0
+
+
+class SGDUniversalPerturbation(LinfUniversalPerturbation):
+    """Universal perturbation fitted by stochastic gradient sign ascent (Shafahi et al., AAAI
+    2020); not the DeepFool-based algorithm of Moosavi-Dezfooli et al. (that is ``uap``).
+
+    ``threat.steps`` = epochs over the fit set, ``threat.alpha`` = step per mini-batch,
+    ``threat.eps`` = Linf bound."""
+
+    name = "sgd-uap"
 
     def _fit(self, detector, batches, generator):
         t = self.threat
@@ -203,23 +230,134 @@ class UniversalPerturbation(UniversalAttack):
                     delta = (delta + step * g.sign()).clamp(-eps, eps)
         return delta
 
-    def perturbation(self, detector: torch.nn.Module, size: tuple[int, int]) -> torch.Tensor:
-        """The fitted perturbation for ``detector`` adapted to (H, W); raises if not fitted."""
-        state = self.fitted(detector)
-        if state is None:
-            raise ConfigError("uap: not fitted for this detector (call fit(detector, data) first)")
-        return fit_perturbation(state, size, self.apply).clamp(-self.threat.eps, self.threat.eps)
 
-    def run(self, detector, x, y, generator):
-        state = self._state_for(detector, x, y)
-        d = fit_perturbation(state, x.shape[-2:], self.apply).clamp(-self.threat.eps, self.threat.eps)
-        return (x + d.unsqueeze(0)).clamp(0, 1), 0
+def build_sgd_uap(seed: int = 0, size: int | list[int] | None = None, apply: str = "resize", batch_size: int = 32,
+                  fit_on: str | None = None, fit_split: str | None = "train", fit_limit: int | None = 512,
+                  **options: Any) -> SGDUniversalPerturbation:
+    if isinstance(size, list):
+        size = (int(size[0]), int(size[1]))
+    return SGDUniversalPerturbation(threat_from(options), seed=seed, size=size, apply=apply, batch_size=batch_size,
+                                    fit_on=fit_on, fit_split=fit_split, fit_limit=fit_limit)
+
+
+def deepfool_binary(detector: torch.nn.Module, x: torch.Tensor, overshoot: float = 0.02,
+                    max_iter: int = 10) -> tuple[torch.Tensor, int]:
+    """DeepFool (Moosavi-Dezfooli, Fawzi, Frossard, CVPR 2016) for one image (1, 3, H, W) and a
+    one-logit detector deciding at its threshold, i.e. the two-class DeepFool on ``[0, z - thr]``:
+    step ``r_i = (|f| / ||w|| + 1e-4) w / ||w||`` with ``w`` the gradient of the other class's
+    logit minus the current one's, from ``x + (1 + overshoot) r_tot``, until the decision flips
+    or ``max_iter`` steps. Returns (``(1 + overshoot) r_tot``, number of steps) as theirs."""
+    thr = decision_threshold(detector)
+    with torch.no_grad():
+        s0 = 1.0 if float(detector(x)[0]) > thr else -1.0
+    r_tot = torch.zeros_like(x)
+    xi, k = x, 0
+    while k < max_iter:
+        xi = xi.detach().requires_grad_(True)
+        f = detector(xi)[0] - thr
+        if (1.0 if float(f.detach()) > 0 else -1.0) != s0:
+            break
+        (grad,) = torch.autograd.grad(f, xi)
+        with torch.no_grad():
+            w = -s0 * grad  # gradient of (other logit - current logit)
+            wn = w.norm().clamp_min(1e-12)
+            r_tot = r_tot + (abs(float(f.detach())) / wn + 1e-4) * w / wn
+            xi = x + (1 + overshoot) * r_tot
+        k += 1
+    return ((1 + overshoot) * r_tot).detach(), k
+
+
+class DeepFoolUAP(LinfUniversalPerturbation):
+    """Universal adversarial perturbation of Moosavi-Dezfooli et al. (CVPR 2017) with De Rosa et
+    al.'s settings (see the module docstring). ``threat.eps``: the Linf radius. ``overshoot``,
+    ``max_iter_df``: DeepFool's; ``delta``: stop at fooling rate ``1 - delta``; ``patience``:
+    passes without a better fooling rate before stopping (their ``max_iter_uni``);
+    ``max_passes``: a hard cap (theirs is unbounded); ``val_fraction``: the held-out tail of
+    the fit set for the fooling rate; ``keep``: ``"last"`` (theirs: the perturbation after the
+    last pass) or ``"best"`` (the pass with the best held-out fooling rate). The perturbation has the size of the first fit image
+    (or ``size``); fit images of another size are resized to it; ``apply="resize"|"tile"``
+    adapts it to each attacked image. :meth:`fit_report` gives the fooling rate per pass."""
+
+    name = "uap"
+
+    def __init__(self, threat: ThreatModel | None = None, seed: int = 0, size: int | tuple[int, int] | None = None,
+                 apply: str = "resize", overshoot: float = 0.02, delta: float = 0.01, max_iter_df: int = 10,
+                 patience: int = 2, max_passes: int = 20, val_fraction: float = 0.2, keep: str = "last",
+                 **kwargs: Any) -> None:
+        super().__init__(threat, seed, size=size, apply=apply, **kwargs)
+        for name, v, lo in (("max_iter_df", max_iter_df, 2), ("patience", patience, 1), ("max_passes", max_passes, 1)):
+            if isinstance(v, bool) or int(v) != v or int(v) < lo:
+                raise ConfigError(f"{name}: expected an integer >= {lo}, got {v!r}")
+        if not 0 <= float(overshoot) < 1:
+            raise ConfigError(f"overshoot: expected a number in [0, 1), got {overshoot!r}")
+        if not 0 <= float(delta) < 1:
+            raise ConfigError(f"delta: expected a number in [0, 1), got {delta!r}")
+        if not 0 < float(val_fraction) < 1:
+            raise ConfigError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
+        self.overshoot, self.delta = float(overshoot), float(delta)
+        self.max_iter_df, self.patience, self.max_passes = int(max_iter_df), int(patience), int(max_passes)
+        self.val_fraction = float(val_fraction)
+        if keep not in ("last", "best"):
+            raise ConfigError(f"keep: {keep!r} is not 'last' or 'best'")
+        self.keep = keep
+        self._reports: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "overshoot": self.overshoot,
+                "delta": self.delta, "max_iter_df": self.max_iter_df, "patience": self.patience,
+                "max_passes": self.max_passes, "val_fraction": self.val_fraction, "keep": self.keep}
+
+    def fit_report(self, detector: torch.nn.Module) -> dict[str, Any] | None:
+        """``{"fooling_rate": [per pass], "n_fit": .., "n_val": ..}`` of the last fit for ``detector``."""
+        return self._reports.get(detector)
+
+    def _fit(self, detector, batches, generator):
+        h, w = self.size or tuple(batches[0][0].shape[-2:])
+        images = [xb[i : i + 1] if tuple(xb.shape[-2:]) == (h, w) else
+                  F.interpolate(xb[i : i + 1], size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+                  for xb, _ in batches for i in range(len(xb))]
+        n_val = max(1, int(len(images) * self.val_fraction)) if len(images) > 1 else 0
+        fit_set, val_set = images[: len(images) - n_val], images[len(images) - n_val :] or images
+        val = torch.cat(val_set)
+        thr = decision_threshold(detector)
+        with torch.no_grad():
+            val_dec = torch.cat([detector(val[i : i + 64]) for i in range(0, len(val), 64)]) > thr
+        eps = float(self.threat.eps)
+        v = torch.zeros(1, 3, h, w, device=images[0].device)
+        rates: list[float] = []
+        best, stall, best_v = 0.0, 0, None
+        fooling = 0.0
+        while fooling < 1 - self.delta and stall < self.patience and len(rates) < self.max_passes:
+            stall += 1
+            for i in torch.randperm(len(fit_set), generator=generator).tolist():
+                xi = fit_set[i]
+                per = xi + v
+                with torch.no_grad():
+                    same = bool((detector(xi) > thr) == (detector(per) > thr))
+                if same:
+                    dr, k = deepfool_binary(detector, per, self.overshoot, self.max_iter_df)
+                    if k < self.max_iter_df - 1:  # DeepFool converged
+                        v = (v + dr).clamp(-eps, eps)
+            with torch.no_grad():
+                adv = (val + v).clamp(0, 1)
+                dec = torch.cat([detector(adv[i : i + 64]) for i in range(0, len(adv), 64)]) > thr
+            fooling = float((dec != val_dec).float().mean())
+            rates.append(fooling)
+            log.info("uap: pass %d, fooling rate %.3f on %d held-out images", len(rates), fooling, len(val))
+            if fooling > best:
+                best, stall, best_v = fooling, 0, v.clone()
+        self._reports[detector] = {"fooling_rate": rates, "n_fit": len(fit_set), "n_val": len(val),
+                                   "kept": self.keep}
+        return (best_v if self.keep == "best" and best_v is not None else v)[0]
 
 
 def build_uap(seed: int = 0, size: int | list[int] | None = None, apply: str = "resize", batch_size: int = 32,
-         fit_on: str | None = None, fit_split: str | None = "train", fit_limit: int | None = 512,
-         **options: Any) -> UniversalPerturbation:
+              fit_on: str | None = None, fit_split: str | None = "train", fit_limit: int | None = 512,
+              overshoot: float = 0.02, delta: float = 0.01, max_iter_df: int = 10, patience: int = 2,
+              max_passes: int = 20, val_fraction: float = 0.2, keep: str = "last", **options: Any) -> DeepFoolUAP:
     if isinstance(size, list):
         size = (int(size[0]), int(size[1]))
-    return UniversalPerturbation(threat_from(options), seed=seed, size=size, apply=apply, batch_size=batch_size,
-                                 fit_on=fit_on, fit_split=fit_split, fit_limit=fit_limit)
+    return DeepFoolUAP(threat_from(options, attack="uap"), seed=seed, size=size, apply=apply, batch_size=batch_size,
+                       fit_on=fit_on, fit_split=fit_split, fit_limit=fit_limit, overshoot=overshoot, delta=delta,
+                       max_iter_df=max_iter_df, patience=patience, max_passes=max_passes, val_fraction=val_fraction,
+                       keep=keep)

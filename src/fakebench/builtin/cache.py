@@ -8,13 +8,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
-import shutil
+import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .layout import BUILTIN_VERSION, IMAGES_DIR, MANIFEST, MANIFEST_COLUMNS, SETTINGS, PathLike
+from .layout import BUILTIN_VERSION, IMAGES_DIR, MANIFEST, MANIFEST_COLUMNS, SETTINGS, SPLITS, VIEWS, PathLike
 from .sources import SKIMAGE_PHOTOS
+
+log = logging.getLogger(__name__)
 
 
 def _file_listing(files: Iterable[Path]) -> list[list[Any]]:
@@ -102,10 +105,54 @@ def _manifest_complete(out: Path, expected_rows: int | None) -> bool:
     return all(len(r) == len(MANIFEST_COLUMNS) and (out / r[0]).is_file() for r in body)
 
 
-def _clear_previous(out: Path) -> None:
-    """Remove what an earlier build wrote (only our own files)."""
-    if (out / IMAGES_DIR).is_dir():
-        shutil.rmtree(out / IMAGES_DIR)
+#: the name of a patch file the builder writes (``<n>_<source>_<view>.png``)
+_PATCH_NAME = re.compile(r"^\d{5}_.+_(?:" + "|".join(map(re.escape, VIEWS)) + r")\.png$")
+
+
+def _manifest_paths(out: Path) -> set[str]:
+    """The ``path`` column of ``<out>/manifest.csv`` (empty when absent or unreadable)."""
+    try:
+        with open(out / MANIFEST, newline="") as f:
+            return {r[0] for r in list(csv.reader(f))[1:] if r}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return set()
+
+
+def own_files(out: Path, prev: dict[str, Any] | None) -> tuple[list[Path], list[Path]]:
+    """(files under ``<out>/images`` an earlier build wrote, other files there). A finished
+    build's files are those its manifest lists; an unfinished one (no manifest yet) wrote
+    only ``images/<split>/<generator>/<n>_<source>_<view>.png``. Symlinks are not followed."""
+    listed = _manifest_paths(out) if prev is not None and prev.get("complete") else None
+    ours: list[Path] = []
+    others: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(out / IMAGES_DIR):
+        dirnames.sort()
+        for name in sorted(filenames) + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
+            p = Path(dirpath) / name
+            rel = p.relative_to(out)
+            if listed is not None:
+                mine = rel.as_posix() in listed and not p.is_symlink()
+            else:
+                mine = len(rel.parts) == 4 and rel.parts[1] in SPLITS and bool(_PATCH_NAME.match(name)) \
+                    and not p.is_symlink()
+            (ours if mine else others).append(p)
+    return ours, others
+
+
+def _clear_previous(out: Path, prev: dict[str, Any] | None) -> None:
+    """Remove what an earlier build wrote: its own files (:func:`own_files`), the folders they
+    leave empty, its manifest and temporary files. Anything else under ``images/`` is kept,
+    with one warning line."""
+    ours, others = own_files(out, prev)
+    for p in ours:
+        p.unlink()
+    for dirpath, _dirnames, _ in os.walk(out / IMAGES_DIR, topdown=False):  # children first
+        d = Path(dirpath)
+        if not d.is_symlink() and not any(d.iterdir()):
+            d.rmdir()
+    if others:
+        log.warning("%s: kept %d file(s) that the built-in builder did not write (e.g. %s); they are not part of "
+                    "the new build", out / IMAGES_DIR, len(others), others[0].relative_to(out).as_posix())
     for name in (MANIFEST, MANIFEST + ".tmp", SETTINGS + ".tmp"):
         if (out / name).exists():
             (out / name).unlink()
@@ -126,7 +173,7 @@ def foreign(out: Path, prev: dict[str, Any] | None) -> bool:
 def start_build(out: Path, digest: str, settings: dict[str, Any]) -> None:
     """Create ``out``, clear a previous build and record the new one as incomplete."""
     out.mkdir(parents=True, exist_ok=True)
-    _clear_previous(out)
+    _clear_previous(out, read_settings(out))
     write_settings(out, {"fakebench_builtin": BUILTIN_VERSION, "hash": digest, "settings": settings, "complete": False})
 
 

@@ -13,8 +13,9 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..data import list_image_files
 from ..errors import ConfigError, ImageLoadError
-from ..io import is_image_file, load_image
+from ..io import load_image
 from .layout import SPLITS, VIEWS, PathLike
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def list_real_files(real_dirs: Sequence[PathLike]) -> list[tuple[Path, Path]]:
         root = Path(d).expanduser()
         if not root.is_dir():
             raise ConfigError(f"{root}: real image folder not found")
-        files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p))
+        files = list_image_files(root)
         if not files:
             log.warning("%s: no image files found", root)
         out += [(root, p) for p in files]

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .. import attacks
-    from ..experiments.attack_folder import CSV_NAME, attack_folder
+    from ..experiments.attack_folder import CSV_NAME, JSON_NAME, attack_folder
 
     det = resolve_detector(args.detector, args.pretrained, parse_options(args.det_opt or [], "--det-opt"))
     opts = parse_options(args.opt or [])
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
                           "use a black-box attack (square, hopskipjump)")
     rows = attack_folder(det, atk, args.in_dir, args.out, label=args.label, batch_size=args.batch_size)
     ok = [r for r in rows if r["status"] == "ok"]
-    (Path(args.out) / "attack.json").write_text(json.dumps(
+    (Path(args.out) / JSON_NAME).write_text(json.dumps(
         {"detector": args.detector, "attack": args.attack, "options": opts, "seed": args.seed,
          "images": len(rows), "attacked": len(ok), "skipped": len(rows) - len(ok)}, indent=2, default=str))
     moved = [r["score_after"] - r["score_before"] for r in ok if r["attacked"]]

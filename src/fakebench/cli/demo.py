@@ -10,7 +10,8 @@ def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
     run_demo(args.out, real_dirs=args.real_dir or (), tae_weights=args.tae_weights, seed=args.seed,
-             progress=not args.no_progress, clip_weights=args.clip_weights, clip_model=args.clip_model)
+             progress=not args.no_progress, clip_weights=args.clip_weights, clip_model=args.clip_model,
+             log_file=getattr(args, "log_file", None))
     return 0
 
 

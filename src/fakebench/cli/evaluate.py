@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 
 def run(args: argparse.Namespace) -> int:
     from ..report import build_report, format_table
-    from ..runner import evaluate, load_experiment, prepare
+    from ..runner import STORE_FILE, dist_info, evaluate, load_experiment, prepare
 
     exp = load_experiment(args.config)
+    if args.output:
+        exp.output = Path(args.output).resolve()
     prep = prepare(exp)  # every config error surfaces here, before any work
-    store = evaluate(exp, progress=not args.no_progress, prepared=prep)
-    res = build_report(store, exp.run, exp.output, title=f"fakebench: {exp.run}")
+    store = evaluate(exp, progress=not (args.no_progress or args.quiet), prepared=prep)
+    rank, world, _ = dist_info()
+    if store.name != STORE_FILE:  # a torchrun rank whose shards are not (all) merged here
+        print(f"rank {rank}/{world}: shard {store}" + ("" if rank else "; merge with `fakebench merge`"))
+        return 0
+    res = build_report(store, exp.run, exp.output, title=f"fakebench: {exp.run}", log_file=args.log_file)
     print(format_table(res["summary"]))
-    print(f"\nresults: {store}\nreport:  {exp.output / 'report.md'}")
+    print(f"\nresults: {store}\nreport:  {exp.output / 'report.html'} (and report.md, results.json)")
     return 0
 
 
 def add_parser(sub: Any) -> None:
     s = sub.add_parser("evaluate", help="run detectors x attacks x dataset from a YAML config (resumable)")
     s.add_argument("--config", required=True)
+    s.add_argument("--output", default=None,
+                   help="output folder instead of the config's (e.g. each node's own disk under torchrun)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=run)

@@ -20,8 +20,12 @@ def run(args: argparse.Namespace) -> int:
                  queries=args.queries, eot_iter=args.eot_iter, batch_size=args.batch_size, seed=args.seed)
     board = robustness(names, args.data, s, limit=args.limit, val_limit=args.val_limit, out=args.out,
                        device=args.device, progress=not args.no_progress)
+    from ..report.experiment_pages import robustness_page
+
+    robustness_page(board, args.out, {k: v for k, v in vars(args).items() if k != "func"},
+                    log_file=getattr(args, "log_file", None), device=args.device)
     print(board.markdown())
-    print(f"wrote {Path(args.out) / 'robustness.md'}, robustness.json, robustness.png")
+    print(f"wrote {Path(args.out) / 'robustness.md'}, robustness.json, robustness.png, report.html")
     return 0
 
 

@@ -25,8 +25,12 @@ def run(args: argparse.Namespace) -> int:
     attacks.create(args.attack, **opts)  # fail early on bad options
     table = transfer_matrix(sources, targets, x, y, lambda: attacks.create_seeded(args.attack, args.seed, **opts),
                             batch_size=args.batch_size, out=args.out, seed=args.seed)
+    from ..report.experiment_pages import transfer_page
+
+    page = transfer_page(table, args.out, {k: v for k, v in vars(args).items() if k != "func"},
+                         log_file=getattr(args, "log_file", None))
     print(table.markdown())
-    print(f"wrote {Path(args.out) / 'transfer.csv'}, transfer.md, transfer.png")
+    print(f"wrote {Path(args.out) / 'transfer.csv'}, transfer.md, transfer.png, {page.name}")
     return 0
 
 

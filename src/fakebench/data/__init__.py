@@ -17,6 +17,7 @@ from .loaders import (
     from_cnndetection,
     from_folders,
     from_manifest,
+    list_image_files,
     load_dataset,
     select,
     split_samples,
@@ -24,5 +25,5 @@ from .loaders import (
 
 __all__ = [
     "FAKE", "MANIFEST_NAME", "REAL", "SPLITS", "Sample", "from_cnndetection", "from_folders", "from_manifest",
-    "load_dataset", "select", "split_samples",
+    "list_image_files", "load_dataset", "select", "split_samples",
 ]

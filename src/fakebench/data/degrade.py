@@ -32,24 +32,39 @@ BLUR_TRUNCATE = 4.0
 
 # -- argument checks -----------------------------------------------------------------------
 
-def _check_quality(quality: object) -> int:
+def check_quality(quality: object) -> int:
     if isinstance(quality, bool) or not isinstance(quality, (int, float, np.integer, np.floating)) \
             or not float(quality).is_integer() or not 1 <= int(quality) <= 100:
         raise ConfigError(f"jpeg quality: expected an integer in 1..100, got {quality!r}")
     return int(quality)
 
 
-def _check_subsampling(subsampling: str) -> int:
+def check_subsampling(subsampling: str) -> int:
     if subsampling not in SUBSAMPLING:
         raise ConfigError(f"jpeg subsampling: expected one of {', '.join(SUBSAMPLING)}, got {subsampling!r}")
     return SUBSAMPLING[subsampling]
 
 
-def _check_sigma(sigma: float) -> float:
+def check_sigma(sigma: float) -> float:
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"blur sigma: expected a finite number >= 0 (pixels), got {sigma!r}")
     s = float(sigma)
     if not math.isfinite(s) or s < 0:
         raise ConfigError(f"blur sigma: expected a finite number >= 0 (pixels), got {sigma!r}")
     return s
+
+
+def check_interpolation(interpolation: str) -> str:
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError(f"resize interpolation: expected one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    return interpolation
+
+
+def check_scale(scale: object) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(scale)) or float(scale) <= 0:
+        raise ConfigError(f"resize scale: expected a finite number > 0, got {scale!r}")
+    return float(scale)
 
 
 def _batched(x: torch.Tensor, what: str) -> tuple[torch.Tensor, bool]:
@@ -91,7 +106,7 @@ def _jpeg_uint8(a: np.ndarray, quality: int, subsampling: int) -> np.ndarray:
 def jpeg_np(img: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
     """JPEG round trip of one (H, W, 3) image in [0, 1] (rounded to 8 bits first).
     Output float32 on the 8-bit grid."""
-    q, ss = _check_quality(quality), _check_subsampling(subsampling)
+    q, ss = check_quality(quality), check_subsampling(subsampling)
     a = np.asarray(img)
     if a.ndim != 3 or a.shape[2] != 3:
         raise ConfigError(f"jpeg_np: expected an (H, W, 3) array, got shape {a.shape}")
@@ -105,7 +120,7 @@ def jpeg(x: torch.Tensor, quality: int, subsampling: str = "4:2:0") -> torch.Ten
     rounded to 8 bits; the output lies on the 8-bit grid (k/255). Not differentiable (use
     :func:`fakebench.attacks.eot.jpeg_bpda` or ``jpeg_diff`` inside attacks).
     """
-    q, ss = _check_quality(quality), _check_subsampling(subsampling)
+    q, ss = check_quality(quality), check_subsampling(subsampling)
     xb, squeeze = _batched(x, "jpeg")
     if xb.shape[1] != 3:
         raise ConfigError(f"jpeg: expected 3 channels (RGB), got {xb.shape[1]}")
@@ -128,9 +143,7 @@ def resized_size(h: int, w: int, scale: float | None = None, max_side: int | Non
             raise ConfigError(f"resize max_side: expected an integer >= 1, got {max_side!r}")
         s = min(1.0, int(max_side) / max(h, w))
     else:
-        s = float(scale)  # type: ignore[arg-type]
-        if not math.isfinite(s) or s <= 0:
-            raise ConfigError(f"resize scale: expected a finite number > 0, got {scale!r}")
+        s = check_scale(scale)
     return max(1, int(round(h * s))), max(1, int(round(w * s)))
 
 
@@ -156,8 +169,7 @@ def resize(x: torch.Tensor, scale: float | None = None, max_side: int | None = N
     ``interpolation``: nearest, nearest-exact, bilinear, bicubic or area; ``antialias``
     applies to bilinear/bicubic downscaling. Output clamped to [0, 1]. Differentiable.
     """
-    if interpolation not in INTERPOLATIONS:
-        raise ConfigError(f"resize interpolation: expected one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    check_interpolation(interpolation)
     xb, squeeze = _batched(x, "resize")
     h, w = int(xb.shape[-2]), int(xb.shape[-1])
     size = resized_size(h, w, scale, max_side)
@@ -179,7 +191,7 @@ def resize_np(img: np.ndarray, scale: float | None = None, max_side: int | None 
 
 def gaussian_kernel1d(sigma: float, truncate: float = BLUR_TRUNCATE) -> torch.Tensor:
     """Normalized 1-D Gaussian, radius ``int(truncate * sigma + 0.5)`` (as scipy.ndimage)."""
-    s = _check_sigma(sigma)
+    s = check_sigma(sigma)
     r = int(truncate * s + 0.5)
     t = torch.arange(-r, r + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (t / s) ** 2) if s > 0 else (t == 0).double()
@@ -240,7 +252,7 @@ def blur(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
         y = (y.index_select(-1, _symmetric_index(y.shape[-1], r, y.device)).unfold(-1, k.shape[-1], 1)
              * k.unsqueeze(-2)).sum(-1).transpose(-1, -2)  # along H
         return _unbatch(y, squeeze)
-    s = _check_sigma(float(sigma))
+    s = check_sigma(float(sigma))
     xb, squeeze = _batched(x, "blur")
     if s == 0:
         return x.clone()
@@ -253,7 +265,7 @@ def blur(x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
 
 def blur_np(img: np.ndarray, sigma: float) -> np.ndarray:
     """:func:`blur` of one (H, W, C) array."""
-    if _check_sigma(sigma) == 0:
+    if check_sigma(sigma) == 0:
         return np.array(img, dtype=np.float32, copy=True)
     return _torch_to_np(blur(_np_to_torch(img, "blur_np"), sigma))
 

@@ -16,16 +16,20 @@ Accepted layouts (:func:`load_dataset` detects them in this order):
 from __future__ import annotations
 
 import csv
+import errno
+import logging
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..io import is_image_file
+from ..io import is_image_file, safe_text
+
+log = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -47,6 +51,8 @@ class Sample:
         source: where the sample comes from (dataset folder, class folder, or the manifest's
             ``source`` column, e.g. the photograph a patch was cut from).
         split: ``"train"``, ``"val"``, ``"test"`` or ``""`` (not assigned).
+        share: how the image was shared (TrueFake's ``PreSocial``, ``Facebook``, ``Telegram``,
+            ``Twitter``); ``""`` when the dataset does not say.
     """
 
     path: str
@@ -54,21 +60,69 @@ class Sample:
     generator: str
     source: str
     split: str = ""
+    share: str = ""
 
 
 def _sort(samples: Iterable[Sample]) -> list[Sample]:
-    return sorted(samples, key=lambda s: (s.path, s.label, s.generator, s.source, s.split))
+    return sorted(samples, key=lambda s: (s.path, s.label, s.generator, s.source, s.split, s.share))
 
 
-def _list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, hidden files and folders skipped), sorted."""
+def list_image_files(folder: PathLike, root: PathLike | None = None,
+                     refused: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursive, hidden files and folders skipped, folder
+    symlinks below ``folder`` not followed), sorted. A file whose real path (symlinks resolved,
+    its own or a folder's on the way) lies outside ``root`` (default: ``folder``), or that
+    cannot be resolved (a symlink loop), is left out with one warning line (one per folder when
+    a whole folder lies outside), and appended as ``(path, reason)`` to ``refused`` when given.
+    A dangling symlink inside ``root`` is listed (decoding then reports it as not found)."""
+    base = Path(root if root is not None else folder).resolve()
     out = []
+
+    def refuse(p: Path, reason: str, say: bool = True) -> None:
+        if say:
+            log.warning("skipping %s: %s", safe_text(str(p)), reason)
+        if refused is not None:
+            refused.append((p, reason))
+
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if not name.startswith(".") and is_image_file(name):
-                out.append(Path(dirpath) / name)
+        for d in dirnames:  # not descended into (os.walk does not follow them): say so if they leave
+            link = Path(dirpath) / d
+            why = _escape_reason(link, base, "folder") if link.is_symlink() else ""
+            if why:
+                log.warning("skipping folder %s: %s", safe_text(str(link)), why)
+        names = sorted(n for n in filenames if not n.startswith(".") and is_image_file(n))
+        outside = _escape_reason(Path(dirpath), base, "folder")
+        if outside and names:
+            log.warning("skipping %d image(s) in %s: %s", len(names), safe_text(dirpath), outside)
+        for name in names:
+            p = Path(dirpath) / name
+            reason = outside or _escape_reason(p, base, "symlink")
+            if reason:
+                refuse(p, reason, say=not outside)
+                continue
+            out.append(p)
     return sorted(out)
+
+
+def _escape_reason(p: Path, base: Path, what: str) -> str:
+    """Why ``p`` (a file, or a folder being listed) may not be read as part of ``base`` ('' when
+    it may). A file that is not a symlink is judged by its folder."""
+    if what == "symlink" and not p.is_symlink():
+        return ""
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: symlink loop (Python < 3.13)
+        return f"{what} cannot be resolved (loop?)"
+    if real != base and base not in real.parents:
+        return f"{what} resolves to {safe_text(str(real))}, outside {safe_text(str(base))}"
+    if what == "symlink":
+        try:
+            os.stat(p)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "symlink cannot be resolved (loop)"
+    return ""
 
 
 def _abs(p: Path) -> str:
@@ -95,8 +149,8 @@ def from_folders(root: PathLike) -> list[Sample]:
     if not real_dir.is_dir() or not fake_dir.is_dir():
         raise DataError(f"{r}: expected the folders real/ and fake/<generator>/")
     name = Path(_abs(r)).name
-    samples = [Sample(_abs(p), REAL, "real", name) for p in _list_images(real_dir)]
-    for p in _list_images(fake_dir):
+    samples = [Sample(_abs(p), REAL, "real", name) for p in list_image_files(real_dir, r)]
+    for p in list_image_files(fake_dir, r):
         rel = p.relative_to(fake_dir).parts
         gen = rel[0] if len(rel) > 1 else "unknown"
         samples.append(Sample(_abs(p), FAKE, gen, name))
@@ -124,7 +178,7 @@ def from_cnndetection(root: PathLike) -> list[Sample]:
             src = parent.as_posix() if parent.parts else rname
             label = REAL if d == "0_real" else FAKE
             gen = "real" if label == REAL else (parent.parts[0] if parent.parts else rname)
-            samples += [Sample(_abs(p), label, gen, src) for p in _list_images(Path(dirpath) / d)]
+            samples += [Sample(_abs(p), label, gen, src) for p in list_image_files(Path(dirpath) / d, r)]
     if not samples and not _has_cnndetection_dirs(r):
         raise DataError(f"{r}: no 0_real/ or 1_fake/ folders found (CNNDetection layout)")
     return _sort(samples)
@@ -223,11 +277,21 @@ def _safe_join(base: Path, base_real: Path, rel: str, where: str) -> str:
     return _abs(joined)
 
 
-def load_dataset(path: PathLike) -> list[Sample]:
-    """Detect the layout of ``path`` and load it (see the module docstring for the order)."""
+def load_dataset(path: PathLike, format: str | None = None, **options: object) -> list[Sample]:
+    """Detect the layout of ``path`` and load it (see the module docstring for the order).
+
+    ``format`` names a public benchmark's release layout (``truefake``, ``genimage``,
+    ``synthbuster``, ``cnndetection``; :mod:`fakebench.data.benchmarks`) and ``options`` go to
+    its loader (TrueFake: ``ids``, ``split_file``, ``split``). Without ``format`` a TrueFake
+    tree (``PreSocial/``, ``Facebook/``, ... holding ``Real/`` / ``Fake/``) and the CNNDetection
+    release (``train/``, ``val/``, ``test/`` holding ``0_real`` / ``1_fake``) are recognised too."""
+    from . import benchmarks
+
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: dataset path not found")
+    if format is not None or options:
+        return benchmarks.load_format(format, p, **options)  # type: ignore[arg-type]
     if p.is_file():
         if p.suffix.lower() == ".csv":
             return from_manifest(p)
@@ -236,7 +300,11 @@ def load_dataset(path: PathLike) -> list[Sample]:
         return from_manifest(p / MANIFEST_NAME)
     if (p / "real").is_dir() and (p / "fake").is_dir():
         return from_folders(p)
+    if benchmarks.looks_like_truefake(p):
+        return benchmarks.from_truefake(p)
     if _has_cnndetection_dirs(p):
+        if any((p / s).is_dir() for s in SPLITS) and not ((p / "0_real").is_dir() or (p / "1_fake").is_dir()):
+            return benchmarks.from_cnndetection_splits(p)
         return from_cnndetection(p)
     raise DataError(
         f"{p}: unrecognised dataset layout; expected a .csv manifest (path,label[,generator,split,source]), "
@@ -332,4 +400,4 @@ def split_samples(samples: Sequence[Sample], fractions: Sequence[float] = (0.7, 
 
 
 def _with_split(s: Sample, split: str) -> Sample:
-    return s if s.split == split else Sample(s.path, s.label, s.generator, s.source, split)
+    return s if s.split == split else replace(s, split=split)

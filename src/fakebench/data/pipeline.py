@@ -40,13 +40,13 @@ def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 
 def load_item(sample: Sample, transform: Transform | None, rng: np.random.Generator,
-              max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+              max_pixels: int = DEFAULT_MAX_PIXELS, draft_side: int | None = None) -> np.ndarray:
     """Decode ``sample`` and apply ``transform``; returns (3, H, W) float32.
 
     Raises:
         ImageLoadError: the file cannot be decoded, or the transform refuses the image.
     """
-    img = load_image(sample.path, max_pixels=max_pixels)
+    img = load_image(sample.path, max_pixels=max_pixels, draft_side=draft_side)
     if transform is None:
         return np.ascontiguousarray(np.transpose(img, (2, 0, 1)), dtype=np.float32)
     try:
@@ -120,7 +120,7 @@ BadList = list[tuple[str, str]]
 
 
 def iter_batches(samples: Sequence[Sample], batch_size: int, transform: Transform | None = None, seed: int = 0,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, bucket: bool = False
+                 max_pixels: int = DEFAULT_MAX_PIXELS, bucket: bool = False, draft_side: int | None = None
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, BadList]]:
     """Stream ``samples`` as batches ``(x, y, indices, bad)``, decoding one file at a time.
 
@@ -133,12 +133,14 @@ def iter_batches(samples: Sequence[Sample], batch_size: int, transform: Transfor
     failed since the previous batch (failures after the last good image are reported with the
     last batch). If no image at all can be loaded, one empty batch (``x`` of shape (0, 3, 0, 0))
     carries the failures. The transform's generator for sample ``i`` is ``item_rng(seed, 0, i)``.
+    ``draft_side``: large JPEGs are decoded at a reduced DCT scale whose sides stay at least
+    this (:func:`fakebench.io.load_image`); for detectors that resize their input anyway.
     """
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or int(batch_size) < 1:
         raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
     pending = None
     raw = _bucket_batches if bucket else _raw_batches
-    for batch in raw(samples, int(batch_size), transform, seed, max_pixels):
+    for batch in raw(samples, int(batch_size), transform, seed, max_pixels, draft_side):
         if pending is not None:
             if len(batch[0]) == 0:  # failures after the last good image: report them with it
                 pending = (*pending[:3], pending[3] + batch[3])
@@ -149,12 +151,13 @@ def iter_batches(samples: Sequence[Sample], batch_size: int, transform: Transfor
         yield pending
 
 
-def _decoded(samples: Sequence[Sample], transform: Transform | None, seed: int, max_pixels: int
+def _decoded(samples: Sequence[Sample], transform: Transform | None, seed: int, max_pixels: int,
+             draft_side: int | None = None
              ) -> Iterator[tuple[int, np.ndarray | None, tuple[str, str] | None]]:
     """(index, array or None, (path, reason) or None) per sample, one decode at a time."""
     for i, s in enumerate(samples):
         try:
-            yield i, load_item(s, transform, item_rng(seed, 0, i), max_pixels), None
+            yield i, load_item(s, transform, item_rng(seed, 0, i), max_pixels, draft_side), None
         except ImageLoadError as exc:
             log.warning("skipping %s", exc)
             yield i, None, (s.path, exc.reason)
@@ -170,10 +173,10 @@ def _empty(bad: BadList):
     return (torch.zeros((0, 3, 0, 0)), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), list(bad))
 
 
-def _bucket_batches(samples, batch_size, transform, seed, max_pixels):
+def _bucket_batches(samples, batch_size, transform, seed, max_pixels, draft_side=None):
     buckets: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
     bad: BadList = []
-    for i, arr, failed in _decoded(samples, transform, seed, max_pixels):
+    for i, arr, failed in _decoded(samples, transform, seed, max_pixels, draft_side):
         if failed is not None:
             bad.append(failed)
             continue
@@ -191,10 +194,10 @@ def _bucket_batches(samples, batch_size, transform, seed, max_pixels):
         yield _empty(bad)
 
 
-def _raw_batches(samples, batch_size, transform, seed, max_pixels):
+def _raw_batches(samples, batch_size, transform, seed, max_pixels, draft_side=None):
     cur: list[tuple[int, np.ndarray]] = []
     bad: BadList = []
-    for i, arr, failed in _decoded(samples, transform, seed, max_pixels):
+    for i, arr, failed in _decoded(samples, transform, seed, max_pixels, draft_side):
         if failed is not None:
             bad.append(failed)
             continue

@@ -81,15 +81,18 @@ class TrainTransform:
         extra: optional further augmentation ``f(img, rng) -> img`` (e.g. social-network
             sharing, :func:`fakebench.attacks.sharing.share_np`), applied after JPEG with
             probability ``extra_prob``.
+        rot90: rotate by a random multiple of 90 degrees (Gragnaniello et al. 2021), after the
+            flip.
 
     Every call draws the same seven numbers from ``rng`` in the same order (blur coin, sigma,
     JPEG coin, quality, crop top, crop left, flip coin), whichever branches are taken; with
-    ``extra`` set, one more coin follows (and ``extra`` draws what it needs after it).
+    ``extra`` set, one more coin follows (and ``extra`` draws what it needs after it); with
+    ``rot90``, one more integer in 0..3 at the end.
     """
 
     def __init__(self, crop_size: int | None = None, blur_prob: float = 0.0, blur_sigma: Sequence[float] = (0.0, 3.0),
                  jpeg_prob: float = 0.0, jpeg_quality: Sequence[int] = (30, 100), flip: bool = True,
-                 pad_if_needed: bool = True, extra: Any = None, extra_prob: float = 0.0) -> None:
+                 pad_if_needed: bool = True, extra: Any = None, extra_prob: float = 0.0, rot90: bool = False) -> None:
         self.crop_size = _check_crop(crop_size)
         for name, p in (("blur_prob", blur_prob), ("jpeg_prob", jpeg_prob), ("extra_prob", extra_prob)):
             _check_prob(name, p)
@@ -97,19 +100,20 @@ class TrainTransform:
             raise ConfigError(f"extra: expected a callable f(img, rng) -> img, got {extra!r}")
         self.extra, self.extra_prob = extra, float(extra_prob)
         lo, hi = (float(v) for v in blur_sigma)
-        degrade._check_sigma(lo), degrade._check_sigma(hi)
+        degrade.check_sigma(lo), degrade.check_sigma(hi)
         if lo > hi:
             raise ConfigError(f"blur_sigma: low {lo} > high {hi}")
-        qlo, qhi = (degrade._check_quality(q) for q in jpeg_quality)
+        qlo, qhi = (degrade.check_quality(q) for q in jpeg_quality)
         if qlo > qhi:
             raise ConfigError(f"jpeg_quality: low {qlo} > high {qhi}")
         self.blur_prob, self.blur_sigma = float(blur_prob), (lo, hi)
         self.jpeg_prob, self.jpeg_quality = float(jpeg_prob), (qlo, qhi)
         self.flip, self.pad_if_needed = bool(flip), bool(pad_if_needed)
+        self.rot90 = bool(rot90)
 
     def __repr__(self) -> str:
         return (f"TrainTransform(crop_size={self.crop_size}, blur_prob={self.blur_prob}, blur_sigma={self.blur_sigma}, "
-                f"jpeg_prob={self.jpeg_prob}, jpeg_quality={self.jpeg_quality}, flip={self.flip})")
+                f"jpeg_prob={self.jpeg_prob}, jpeg_quality={self.jpeg_quality}, flip={self.flip}, rot90={self.rot90})")
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a = _check_image(img)
@@ -131,6 +135,8 @@ class TrainTransform:
             a = degrade.crop_np(a, s, top=top, left=left)
         if self.flip and u[6] < 0.5:
             a = a[:, ::-1]
+        if self.rot90:
+            a = np.rot90(a, int(rng.integers(4)))
         return _to_chw(a)
 
 

@@ -8,6 +8,7 @@ plain data and a family's module is imported when one of its detectors is built.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,17 +57,28 @@ def _read_config(d: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
         raise CheckpointError(f"{d}: not a fakebench checkpoint ({CONFIG_FILE} missing)")
     try:
         cfg = json.loads(cfg_path.read_text())
-        name = cfg["detector"]
-        options = dict(cfg.get("options", {}))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{cfg_path}: malformed config ({exc})") from None
-    return name, options, cfg
+    except (OSError, ValueError) as exc:  # not JSON, not UTF-8, unreadable
+        raise CheckpointError(f"{cfg_path}: malformed config ({str(exc).splitlines()[0] if str(exc) else exc})"
+                              ) from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{cfg_path}: malformed config (expected a JSON object, got {type(cfg).__name__})")
+    name, options = cfg.get("detector"), cfg.get("options", {})
+    if not isinstance(name, str) or not name:
+        raise CheckpointError(f"{cfg_path}: field 'detector': expected a registry name, got {name!r}")
+    if not isinstance(options, dict):
+        raise CheckpointError(f"{cfg_path}: field 'options': expected an object, got {type(options).__name__}")
+    thr = cfg.get("threshold", 0.0)
+    if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr):
+        raise CheckpointError(f"{cfg_path}: field 'threshold': expected a finite number, got {thr!r}")
+    if not isinstance(cfg.get("meta", {}), dict):
+        raise CheckpointError(f"{cfg_path}: field 'meta': expected an object, got {type(cfg['meta']).__name__}")
+    return name, dict(options), cfg
 
 
 def load(directory: str | Path) -> "Detector":
-    """Load a detector saved by :meth:`Detector.save` (safetensors + config.json)."""
-    from safetensors.torch import load_file
-
+    """Load a detector saved by :meth:`Detector.save` (safetensors + config.json). Every
+    problem with the folder (config fields, weights file) is one CheckpointError line."""
+    from ..io import load_safetensors
     from .base import load_state_dict_strict
 
     d = Path(directory)
@@ -75,10 +87,13 @@ def load(directory: str | Path) -> "Detector":
         det = create(name, **options)
     except FakebenchError as exc:
         raise CheckpointError(f"{d / CONFIG_FILE}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the factory refusing the recorded options in its own words
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise CheckpointError(f"{d / CONFIG_FILE}: field 'options': {type(exc).__name__}: {msg}") from None
     wpath = d / WEIGHTS_FILE
     if not wpath.exists():
         raise CheckpointError(f"{wpath}: weights file missing")
-    load_state_dict_strict(det, load_file(str(wpath)), str(wpath))
+    load_state_dict_strict(det, load_safetensors(wpath), str(wpath))
     det.threshold = float(cfg.get("threshold", 0.0))
     det.meta = dict(cfg.get("meta", {}))
     det.eval()

@@ -62,6 +62,12 @@ class Detector(nn.Module):
         self._card = value
 
     @property
+    def resizes_to(self) -> int | None:
+        """The side every input is resized to inside ``forward`` (None: images are used at their
+        own size). The runner may then decode large JPEGs at a reduced scale, never below it."""
+        return None
+
+    @property
     def differentiable(self) -> bool:
         card = self.card
         return bool(card.differentiable) if card is not None else True
@@ -109,6 +115,22 @@ class Detector(nn.Module):
         return d
 
 
+def check_rgb(x: torch.Tensor, name: str) -> None:
+    """Raise ValueError unless ``x`` is an (N, 3, H, W) batch (``name``: the detector)."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name}: expected (N, 3, H, W) RGB in [0, 1], got {tuple(x.shape)}")
+
+
+def centre_crop(x: torch.Tensor, crop: int | None) -> torch.Tensor:
+    """The centre ``crop`` x ``crop`` window of images larger than ``crop`` on either side
+    (a side shorter than ``crop`` is kept whole); ``x`` itself when ``crop`` is None."""
+    h, w = x.shape[-2:]
+    if crop is None or (h <= crop and w <= crop):
+        return x
+    top, left = max((h - crop) // 2, 0), max((w - crop) // 2, 0)
+    return x[..., top : top + min(crop, h), left : left + min(crop, w)]
+
+
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load ``state`` into ``model``; on any mismatch raise one clear line naming ``source``."""
     own = model.state_dict()
@@ -135,9 +157,9 @@ def torch_load_safe(path: str | Path) -> Any:
     if not p.exists():
         raise CheckpointError(f"{p}: checkpoint file not found")
     if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from ..io import load_safetensors
 
-        return load_file(str(p))
+        return load_safetensors(p)
     try:
         return torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError, RuntimeError, zip errors...

@@ -23,13 +23,16 @@ EMBEDDING_PAPER = ("Mundra, Aniano Porcile, Marvaniya, Verbus, Farid, Exposing G
                    "compact embeddings, CVPR Workshops 2023")
 LAUNDERING_PAPER = ("Mandelli, Bestagini, Tubaro, When synthetic traces hide real content: analysis of Stable "
                     "Diffusion image laundering, WIFS 2024")
+TRUEFAKE_PAPER = ("Dell'Anna, Montibeller, Boato, TrueFake: A Real World Case Dataset of Last Generation Fake Images "
+                  "also Shared on Social Networks, IJCNN 2025")
 PERSPECTIVE_PAPER = "Farid, Perspective (in)consistency of paint by text, arXiv 2206.14617 (2022)"
 
 _CLIP_PATHS = ("backbone_weights", "pretrained_head")
 _NO_FACES = "fit on aligned synthetic faces ({}); the built-in benchmark has no faces"
-_LAUNDERING_NOTE = ("no public checkpoint (the authors' README links are placeholders; theirs is an efficientnet_pytorch "
-                    "B4 that this ResNet patch scorer does not load); train with "
-                    "fakebench.train.laundering.train_laundering or load a fakebench checkpoint folder")
+_LAUNDERING_NOTE = ("no public checkpoint download (the authors' README links were placeholders); their "
+                    "efficientnet_pytorch B4 file loads with arch='efficientnet_b4', pretrained=FILE; the default "
+                    "small ResNet is the CPU option: train with fakebench.train.laundering.train_laundering or load "
+                    "a fakebench checkpoint folder")
 
 
 
@@ -47,7 +50,11 @@ def _laundering_card(stage: int, what: str) -> DetectorCard:
     """The two stages of Mandelli et al. share everything but the class and the task."""
     return DetectorCard(
         name=f"laundering-stage{stage}", factory=f"{_M}laundering:LaunderingStage{stage}", paper=LAUNDERING_PAPER,
-        summary=f"laundering detector stage {stage}: {what}", weights_note=_LAUNDERING_NOTE,
+        summary=f"laundering detector stage {stage}: {what}; arch='efficientnet_b4' = the official patch network, "
+                "default: a small ResNet (CPU option)", weights_note=_LAUNDERING_NOTE,
+        weights=(WeightsFile("pretrained", ("synth_vs_real.pth" if stage == 1 else "fully-synth_vs_laundered.pth")
+                             + " (needs arch='efficientnet_b4')", "github.com/polimi-ispl/synthetic-image-detection"),),
+        path_options=("pretrained",),
         input_size="upscaled to >= 256, 800 random 96-px patches",
         # our reading: random patch crops of the paper's size, light blur/JPEG augmentation
         recipe={"crop": 96, "lr": 1e-4, "batch_size": 64, "blur_prob": 0.1, "jpeg_prob": 0.1},
@@ -59,8 +66,10 @@ CARDS: tuple[DetectorCard, ...] = (
         name="cnnspot", factory=_M + "resnet:build_cnnspot", paper=CNNSPOT_PAPER,
         summary="ResNet-50, one logit, blur+JPEG augmentation (official: CNNDetection 'model' state dict)",
         weights=(WeightsFile("pretrained", "blur_jpg_prob0.5.pth or blur_jpg_prob0.1.pth",
-                             "github.com/PeterWang512/CNNDetection (weights/download_weights.sh)"),),
-        path_options=("pretrained",),
+                             "github.com/PeterWang512/CNNDetection (weights/download_weights.sh)"),
+                 WeightsFile("imagenet", "resnet50-*.pth (torchvision ImageNet state dict; initialisation for training)",
+                             "torchvision (download.pytorch.org/models)")),
+        path_options=("pretrained", "imagenet"),
         input_size="whole image (crop= centre-crops larger images)",
         # "Blur+JPEG (0.5)": each augmentation with probability 0.5; Adam lr 1e-4, batch 64, crop 224
         recipe={"blur_prob": 0.5, "jpeg_prob": 0.5, "crop": 224, "lr": 1e-4, "batch_size": 64},
@@ -71,8 +80,10 @@ CARDS: tuple[DetectorCard, ...] = (
         weights=(WeightsFile("pretrained", "gandetection_resnet50nodown_progan.pth / _stylegan2.pth",
                              "github.com/grip-unina/GANimageDetection"),
                  WeightsFile("pretrained", "weights/Corvi2023/weights.pth",
-                             "github.com/grip-unina/ClipBased-SyntheticImageDetection")),
-        path_options=("pretrained",),
+                             "github.com/grip-unina/ClipBased-SyntheticImageDetection"),
+                 WeightsFile("imagenet", "resnet50-*.pth (torchvision ImageNet state dict; initialisation for training)",
+                             "torchvision (download.pytorch.org/models)")),
+        path_options=("pretrained", "imagenet"),
         input_size="whole image; above 1536 px on both sides the mean over 1024-px tiles",
         # our reading of the papers: blur + JPEG augmentation as Wang et al., small random crops
         recipe={"blur_prob": 0.1, "jpeg_prob": 0.1, "crop": 96, "lr": 1e-4, "batch_size": 64},
@@ -100,6 +111,22 @@ CARDS: tuple[DetectorCard, ...] = (
         path_options=("weights_dir",),
         input_size="each member's own",
         demo="clip"),
+    DetectorCard(
+        name="r50e2p", factory=_M + "truefake:build_r50e2p", paper=TRUEFAKE_PAPER,
+        summary="R50-E2P: ResNet-50 with a stride-1 first conv, 128-d embedding + dropout, prototype scores layer "
+                "(learned centres and log-sigmas); freeze= trains the head only (official: TrueFake best.pt)",
+        weights=(WeightsFile("pretrained", "best.pt (trained on gan2:pre&sdXL:pre&realFFHQ:pre&realFORLAB:pre)",
+                             "github.com/MMLab-unitn/TrueFake-IJCNN25 (README: 'pretrained weights' link)"),
+                 WeightsFile("imagenet_weights", "resnet50 ImageNet state dict (the official starting point)",
+                             "torchvision ResNet50_Weights.DEFAULT")),
+        path_options=("pretrained", "imagenet_weights"),
+        input_size="whole image at full resolution, no resize or crop (official test.py); same-size images batch "
+                   "together, others go alone (evaluation buckets by size)",
+        # official train.py / dataset.py: Adam lr 1e-4, batch 64, random 96-px crops (after a 300-px crop or
+        # resized crop), flips; blur / JPEG (65-95) / colour jitter each with p 0.3 on PreSocial images only;
+        # fakebench applies blur and JPEG with p 0.3 to every image and has no colour jitter (README: Limitations)
+        recipe={"crop": 96, "lr": 1e-4, "batch_size": 64, "blur_prob": 0.3, "jpeg_prob": 0.3},
+        demo_note="trained on TrueFake (fakebench train r50e2p --format truefake --ids ...); not part of the demo"),
     DetectorCard(
         name="faces-wild", factory=_M + "faces:FacesInTheWild", paper=FACES_PAPER,
         summary="EfficientNet-B1 + 2x2048 FC (dropout 0.8), 512 px faces; operating point TPR@0.5% FPR",

@@ -14,9 +14,12 @@
   ``weights/clipdet_latent10k_plus/weights.pth``) is ``{'model': {'fc.weight': (1, 1024),
   'fc.bias': (1,)}}``.
 
-Both resize the shorter side to the encoder's input size (224) with bicubic antialiased
-interpolation, centre-crop it and normalise with the CLIP mean/std INSIDE ``forward``, with
-torch ops, so gradients reach the raw pixels. The backbone is frozen and is NOT part of
+``clipdet`` resizes the shorter side to the encoder's input size (224) with bicubic
+antialiased interpolation and centre-crops it (``preprocess="clip"``); ``univfd`` centre-crops
+224 px WITHOUT resizing by default (``preprocess="center_crop"``), the official evaluation's
+``transforms.CenterCrop(224)`` (images with a side below 224, which that would zero-pad, are
+resized as in ``"clip"`` first: fakebench's deviation). Both normalise with the CLIP mean/std
+INSIDE ``forward``, with torch ops, so gradients reach the raw pixels. The backbone is frozen and is NOT part of
 ``state_dict()``: ``save()`` writes only the linear head, and ``config.json`` records where the
 backbone came from (a local weights file, a locally cached open_clip tag, or ``'random'`` +
 ``seed``), so ``detectors.load`` rebuilds it from the same source. Nothing is ever downloaded.
@@ -140,6 +143,12 @@ class CLIPLinearDetector(Detector):
 
     # -- module plumbing -------------------------------------------------------------------
     @property
+    def resizes_to(self) -> int | None:
+        """``image_size`` with the CLIP preprocessing (shorter side resized); None for
+        ``center_crop``, which crops the image at its own scale."""
+        return self.image_size if self.preprocess == "clip" else None
+
+    @property
     def backbone(self) -> nn.Module:
         """The frozen open_clip image tower (always in eval mode, requires_grad False)."""
         return self._frozen[0]
@@ -249,9 +258,11 @@ class UnivFD(CLIPLinearDetector):
 
     Official head file: ``fc_weights.pth`` = ``{'weight': (1, 768), 'bias': (1,)}``. Training
     recipe (official repository): Adam lr 1e-4, batch 256, 224 crops, blur and JPEG
-    augmentation each with probability 0.5; :func:`fakebench.train.probes.train_probe` fits the
-    same linear model by L2-regularised logistic regression on cached, standardised features
-    instead (:func:`fakebench.train.probes.fit_univfd_head`)."""
+    augmentation each with probability 0.5: ``fakebench train univfd --recipe ojha2023`` (the
+    shared loop; features computed per augmented view, no cache).
+    :func:`fakebench.train.probes.train_probe` is the fast alternative: L2-regularised logistic
+    regression on cached, standardised features of the clean images
+    (:func:`fakebench.train.probes.fit_univfd_head`)."""
 
     registry_key = "univfd"
     feature_kind = "proj"
@@ -303,8 +314,8 @@ def _make(cls: type[CLIPLinearDetector], who: str, model: str, backbone_weights:
 
 
 def build_univfd(model: str = "ViT-L-14-quickgelu", backbone_weights: str | None = None, pretrained: str | None = "openai",
-            pretrained_head: str | None = None, model_config: dict[str, Any] | None = None, preprocess: str = "clip",
-            seed: int = 0) -> CLIPLinearDetector:
+            pretrained_head: str | None = None, model_config: dict[str, Any] | None = None,
+            preprocess: str = "center_crop", seed: int = 0) -> CLIPLinearDetector:
     return _make(UnivFD, "univfd", model, backbone_weights, pretrained, pretrained_head, model_config, preprocess, seed)
 
 

@@ -94,6 +94,10 @@ class FacesInTheWild(Detector):
             self.features.eval()
         return self
 
+    @property
+    def resizes_to(self) -> int | None:
+        return self.input_size
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> (N, 1280) pooled EfficientNet-B1 features (after resizing)."""
         if x.ndim != 4 or x.shape[1] != 3:

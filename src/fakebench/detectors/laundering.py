@@ -33,9 +33,11 @@ patches; the same patches through a TAESD-family round trip; fully synthetic pat
 by the same decoder from latents with no photograph behind them, drawn from a Gaussian latent
 prior) and :func:`train_laundering` trains both stages with the shared trainer.
 
-No official checkpoints are published (the repository's README links are placeholders), and the
-official network is an ``efficientnet_pytorch`` B4, which this module does not replicate; see
-``weights_hint``.
+The official patch network, an ``efficientnet_pytorch`` B4, is ``arch="efficientnet_b4"``
+(:mod:`fakebench.detectors.efficientnet`, equal to it within float rounding) and
+``pretrained=`` loads the authors' checkpoint layout; the repository's README download links
+were placeholders when checked, see ``weights_hint``. The default, a small ResNet, is the CPU
+option.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Detector
 from .resnet import ResNetBackbone
 
@@ -64,8 +66,11 @@ class LaunderingStage(Detector):
     score aggregates M of ``num_patches`` patch logits.
 
     Args:
-        arch, width, stride0: the :class:`ResNetBackbone` patch scorer (``resnet18``, 32, 1 by
-            default; ``resnet10`` with width 8 is enough for CPU tests).
+        arch, width, stride0: the patch scorer: ``"efficientnet_b4"``, the official network
+            (:mod:`fakebench.detectors.efficientnet`; ``width``/``stride0`` unused; load the
+            authors' checkpoint with ``pretrained=``), or the CPU option, a small
+            :class:`ResNetBackbone` (``resnet18``, 32, 1 by default; ``resnet10`` with width 8
+            is enough for CPU tests).
         patch: patch side in pixels (96 in the paper).
         num_patches: patches drawn per image (800 in the paper).
         M: how many of them are averaged (600 by default; the paper suggests 200-600). With
@@ -94,7 +99,7 @@ class LaunderingStage(Detector):
 
     def __init__(self, arch: str = "resnet18", width: int = 32, stride0: int = 1, patch: int = 96,
                  num_patches: int = 800, M: int = 600, sampling: str = "random", min_side: int = 256,
-                 seed: int = 21, patch_batch: int = 256, residual: bool = False) -> None:
+                 seed: int = 21, patch_batch: int = 256, residual: bool = False, pretrained: str | None = None) -> None:
         super().__init__()
         if int(patch) < 8:
             raise ConfigError(f"patch: must be >= 8 pixels, got {patch}")
@@ -104,7 +109,13 @@ class LaunderingStage(Detector):
             raise ConfigError(f"sampling: must be 'random' or 'grid', got {sampling!r}")
         if int(min_side) < 0 or int(patch_batch) < 1:
             raise ConfigError(f"min_side must be >= 0 and patch_batch >= 1, got {min_side} and {patch_batch}")
-        self.net = ResNetBackbone(arch, width, stride0)
+        if arch == "efficientnet_b4":  # the official patch network
+            from .efficientnet import EfficientNetB4Patch
+
+            self.net: nn.Module = EfficientNetB4Patch()
+        else:  # the CPU option: a small ResNet
+            self.net = ResNetBackbone(arch, width, stride0)
+        self.arch = arch
         self.patch, self.num_patches, self.M = int(patch), int(num_patches), int(M)
         self.sampling, self.min_side, self.seed = sampling, int(min_side), int(seed)
         self.patch_batch = int(patch_batch)
@@ -112,6 +123,14 @@ class LaunderingStage(Detector):
         self._positions_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        if pretrained:
+            self.load_official(pretrained)
+
+    def config_dict(self) -> dict:
+        cfg = super().config_dict()
+        # the weights are in model.safetensors: reloading must not need the official file
+        cfg["options"] = {k: v for k, v in cfg["options"].items() if k != "pretrained"}
+        return cfg
 
     # -- geometry --------------------------------------------------------------------------------
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,7 +196,31 @@ class LaunderingStage(Detector):
 
     def feature_layers(self) -> dict[str, nn.Module]:
         n = self.net
+        if self.arch == "efficientnet_b4":
+            return {**n.stages(), "pool": n.avgpool}
         return {"layer1": n.layer1, "layer2": n.layer2, "layer3": n.layer3, "layer4": n.layer4, "pool": n.avgpool}
+
+    def load_official(self, path: str | Path) -> LaunderingStage:
+        """Load the authors' checkpoint (``synth_vs_real.pth`` for stage 1,
+        ``fully-synth_vs_laundered.pth`` for stage 2): ``{"net": {"efficientnet.*", "classifier.*"}}``
+        of their ``EfficientNetGen`` B4 (``weights_only=True``). Needs ``arch="efficientnet_b4"``.
+        The patch logit is their class-1 logit (stage 2: its negative, fakebench's sign)."""
+        from .base import load_state_dict_strict, strip_prefix, torch_load_safe
+        from .efficientnet import official_to_torchvision
+
+        if self.arch != "efficientnet_b4":
+            raise ConfigError(f"pretrained: the official checkpoint is an EfficientNet-B4; build with "
+                              f"arch='efficientnet_b4' (got {self.arch!r}, the CPU option)")
+        obj = torch_load_safe(path)
+        if isinstance(obj, dict) and isinstance(obj.get("net"), dict):
+            obj = obj["net"]
+        if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            raise CheckpointError(f"{path}: expected the official {{'net': state_dict}} of an EfficientNet-B4")
+        state = official_to_torchvision(strip_prefix(obj, ("module.", "model.")), self.net, str(path),
+                                        head_sign=float(self._select_sign))
+        load_state_dict_strict(self.net, state, str(path))
+        self.meta["weights"] = f"official:{Path(path).name}"
+        return self
 
 
 class LaunderingStage1(LaunderingStage):

@@ -27,7 +27,16 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from ..errors import CheckpointError, ConfigError
-from .base import IMAGENET_MEAN, IMAGENET_STD, Detector, load_state_dict_strict, strip_prefix, torch_load_safe
+from .base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Detector,
+    centre_crop,
+    check_rgb,
+    load_state_dict_strict,
+    strip_prefix,
+    torch_load_safe,
+)
 
 ARCHS: dict[str, tuple[type[nn.Module], list[int]]] = {
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
@@ -42,7 +51,8 @@ class ResNetBackbone(nn.Module):
     a configurable stem stride (``stride0``: 2 = standard, 1 = no early downsampling) and a
     configurable base width. Output: (N,) logits."""
 
-    def __init__(self, arch: str = "resnet50", width: int = 64, stride0: int = 2, num_outputs: int = 1) -> None:
+    def __init__(self, arch: str = "resnet50", width: int = 64, stride0: int = 2, num_outputs: int = 1,
+                 pool_stride: int | None = None) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ConfigError(f"arch: {arch!r} is not one of {sorted(ARCHS)}")
@@ -55,7 +65,9 @@ class ResNetBackbone(nn.Module):
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=stride0, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=stride0, padding=1)
+        # pool_stride: the max-pool's stride when it differs from the stem's (TrueFake's R50-E2P
+        # keeps torchvision's stride-2 pool after a stride-1 first convolution)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=pool_stride or stride0, padding=1)
         self.layer1 = self._make_layer(block, width, layers[0], 1)
         self.layer2 = self._make_layer(block, width * 2, layers[1], 2)
         self.layer3 = self._make_layer(block, width * 4, layers[2], 2)
@@ -120,13 +132,9 @@ class ResNetDetector(Detector):
         return self.net((x - self.mean) / self.std).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"{self.registry_name}: expected (N, 3, H, W) RGB in [0, 1], got {tuple(x.shape)}")
+        check_rgb(x, self.registry_name)
+        x = centre_crop(x, self.crop)
         h, w = x.shape[-2:]
-        if self.crop is not None and (h > self.crop or w > self.crop):
-            top, left = max((h - self.crop) // 2, 0), max((w - self.crop) // 2, 0)
-            x = x[..., top : top + min(self.crop, h), left : left + min(self.crop, w)]
-            h, w = x.shape[-2:]
         if self.tile_limit is not None and h > self.tile_limit and w > self.tile_limit:
             logits, weights = [], []
             for i in range(0, h, self.tile):
@@ -143,10 +151,16 @@ class ResNetDetector(Detector):
         return {"stem": n.maxpool, "layer1": n.layer1, "layer2": n.layer2, "layer3": n.layer3, "layer4": n.layer4,
                 "pool": n.avgpool}
 
-    def load_official(self, path: str | Path) -> "ResNetDetector":
-        """Load an official checkpoint: a dict with key ``model`` (or a bare state dict) with
-        torchvision ResNet names; ``module.`` prefixes are stripped. Strict: any missing or
-        unexpected key raises :class:`CheckpointError` naming the file."""
+    def config_dict(self) -> dict[str, Any]:
+        cfg = super().config_dict()
+        # the ImageNet file only initialises training: reloading needs model.safetensors alone
+        cfg["options"] = {k: v for k, v in cfg["options"].items() if k != "imagenet"}
+        return cfg
+
+    @staticmethod
+    def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+        """A torchvision-named state dict from a file (bare, or under ``model`` / ``state_dict``),
+        loaded with ``weights_only=True``; ``module.`` prefixes stripped."""
         obj = torch_load_safe(path)
         if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
             obj = obj["model"]
@@ -154,10 +168,30 @@ class ResNetDetector(Detector):
             obj = obj["state_dict"]
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise CheckpointError(f"{path}: expected a state dict (optionally under key 'model')")
-        state = strip_prefix(obj)
+        return strip_prefix(obj)
+
+    def load_official(self, path: str | Path) -> ResNetDetector:
+        """Load an official checkpoint: a dict with key ``model`` (or a bare state dict) with
+        torchvision ResNet names; ``module.`` prefixes are stripped. Strict: any missing or
+        unexpected key raises :class:`CheckpointError` naming the file."""
+        state = self._read_state(path)
         if "fc.weight" in state and state["fc.weight"].ndim == 4:  # 1x1-conv style fc
             state["fc.weight"] = state["fc.weight"].flatten(1)
         load_state_dict_strict(self.net, state, str(path))
+        return self
+
+    def load_imagenet(self, path: str | Path) -> ResNetDetector:
+        """Initialise the backbone from a torchvision-format ImageNet classifier state dict (a
+        local file, e.g. torchvision's ``resnet50-*.pth``: ``conv1.weight`` ... ``fc.weight``
+        (1000, 2048)), as CNNSpot and res50nodown start training: every layer but ``fc`` is
+        loaded strictly; the 1000-class head is dropped and this detector's one-logit head keeps
+        its fresh initialisation (N(0, 0.02) weights, as CNNDetection's ``init_gain``). For
+        res50nodown the stem strides differ from the classifier's but the weights are the same
+        shapes, as in the official training."""
+        state = {k: v for k, v in self._read_state(path).items() if not k.startswith("fc.")}
+        head = {k: v for k, v in self.net.state_dict().items() if k.startswith("fc.")}
+        load_state_dict_strict(self.net, {**state, **head}, str(path))
+        self.meta["init"] = f"imagenet:{Path(path).name}"
         return self
 
 
@@ -173,17 +207,21 @@ class Res50NoDown(ResNetDetector):
     stride0 = 1
 
 
-def build_cnnspot(arch: str = "resnet50", width: int = 64, crop: int | None = None, pretrained: str | None = None) -> CNNSpot:
+def build_cnnspot(arch: str = "resnet50", width: int = 64, crop: int | None = None, pretrained: str | None = None,
+                  imagenet: str | None = None) -> CNNSpot:
     det = CNNSpot(arch=arch, width=width, crop=crop)
+    if imagenet:
+        det.load_imagenet(imagenet)
     if pretrained:
         det.load_official(pretrained)
     return det
 
 
 def build_res50nodown(arch: str = "resnet50", width: int = 64, crop: int | None = None, tile_limit: int | None = 1536,
-                 tile: int = 1024, pretrained: str | None = None) -> Res50NoDown:
+                 tile: int = 1024, pretrained: str | None = None, imagenet: str | None = None) -> Res50NoDown:
     det = Res50NoDown(arch=arch, width=width, crop=crop, tile_limit=tile_limit, tile=tile)
+    if imagenet:
+        det.load_imagenet(imagenet)
     if pretrained:
         det.load_official(pretrained)
     return det
-

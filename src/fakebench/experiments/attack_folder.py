@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,27 +31,30 @@ import torch
 
 from .. import metrics
 from ..attacks.base import Attack, target_mask
-from ..data import Sample
+from ..data import Sample, list_image_files
 from ..data.pipeline import iter_batches
 from ..errors import ConfigError, FakebenchError
-from ..io import is_image_file, save_png
+from ..io import note_overwrites, safe_text, save_png
 
 log = logging.getLogger(__name__)
 
 CSV_NAME = "attack.csv"
+JSON_NAME = "attack.json"
 REAL_DIRS = {"real", "0_real"}
 FAKE_DIRS = {"fake", "1_fake"}
 COLUMNS = ("file", "output", "label", "attacked", "score_before", "score_after", "l0", "l2", "linf", "psnr",
            "queries", "seconds", "status")
 
 
-def list_images(root: Path, exclude: Path | None = None) -> list[Path]:
+def list_images(root: Path, exclude: Path | None = None,
+                refused: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Image files under ``root`` (:func:`fakebench.data.list_image_files`: symlinks leading
+    out of ``root`` or looping are refused with one line), without those under ``exclude``."""
     ex = exclude.resolve() if exclude is not None else None
     out = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or not is_image_file(p):
-            continue
-        if ex is not None and (p.resolve() == ex or ex in p.resolve().parents):
+    for p in list_image_files(root, refused=refused):
+        q = Path(os.path.abspath(p))
+        if ex is not None and (q == ex or ex in q.parents):
             continue
         out.append(p)
     return out
@@ -164,20 +168,35 @@ def attack_folder(detector: torch.nn.Module, attack: Attack, in_dir: str | Path,
     if label not in ("auto", "real", "fake"):
         raise ConfigError(f"--label: expected auto, real or fake, got {label!r}")
     out.mkdir(parents=True, exist_ok=True)
-    files = list_images(src, exclude=out)
-    if not files:
+    refused: list[tuple[Path, str]] = []
+    files = list_images(src, exclude=out, refused=refused)
+    if not files and not refused:
         raise ConfigError(f"{src}: no images found")
     rows = _plan(files, src, out, label, attack.threat.direction)
-    samples = [Sample(r["path"], int(r["label"]), "", "") for r in rows]
+    note_overwrites(out, [CSV_NAME, JSON_NAME] + [r["output"] for r in rows])
+    for p, reason in refused:  # listed, never opened: the CSV says why
+        rows.append({**{k: "" for k in COLUMNS}, "file": p.relative_to(src).as_posix(), "path": str(p),
+                     "label": "", "status": f"skipped: {reason}"})
+    samples = [Sample(r["path"], int(r["label"]), "", "") for r in rows if r["status"] == ""]
     by_path = {r["path"]: r for r in rows}
-    for x, _, idx, bad in iter_batches(samples, max(int(batch_size), 1), bucket=True):
-        for path, reason in bad:
-            by_path[path].update({"status": f"skipped: {path}: {reason}", "output": ""})
-        if len(x):
-            _process_or_isolate(detector, attack, out, x.float(), [rows[i] for i in idx.tolist()])
-    with open(out / CSV_NAME, "w", newline="") as fh:
+    try:
+        for x, _, idx, bad in iter_batches(samples, max(int(batch_size), 1), bucket=True):
+            for path, reason in bad:
+                by_path[path].update({"status": f"skipped: {path}: {reason}", "output": ""})
+            if len(x):
+                _process_or_isolate(detector, attack, out, x.float(), [by_path[samples[i].path] for i in idx.tolist()])
+    finally:  # also when interrupted: the finished rows are written, the others say so
+        for r in rows:
+            r["status"] = r["status"] or "not run (interrupted)"
+        write_csv(out / CSV_NAME, rows)
+    return [{k: r[k] for k in COLUMNS} for r in rows]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """``attack.csv``: file names with undecodable bytes appear as ``\\xNN``."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         wr = csv.DictWriter(fh, fieldnames=list(COLUMNS), extrasaction="ignore")
         wr.writeheader()
         for r in rows:
-            wr.writerow({k: _fmt(r[k]) for k in COLUMNS})
-    return [{k: r[k] for k in COLUMNS} for r in rows]
+            values = {k: _fmt(r[k]) for k in COLUMNS}
+            wr.writerow({k: safe_text(v) if isinstance(v, str) else v for k, v in values.items()})

@@ -303,6 +303,25 @@ def _segment(v: _V, x: Any, where: str, size: tuple[int, int]) -> Segment:
     return Segment(p1, p2, obj_name)
 
 
+def _check_not_degenerate(v: _V, segs: tuple[Segment, ...], where: str) -> None:
+    """A group's segments must be distinct and must not all lie on one image line: repeated or
+    collinear segments meet everywhere along that line, so they give no vanishing point."""
+    seen: dict[tuple[tuple[float, float], ...], int] = {}
+    for j, sg in enumerate(segs):
+        key = tuple(sorted((tuple(map(float, sg.p1)), tuple(map(float, sg.p2)))))
+        if key in seen:
+            raise v.fail(f"{where}.segments[{j}]", f"same segment as segments[{seen[key]}] (a repeated segment is "
+                                                   "degenerate: it adds no evidence of a vanishing point)")
+        seen[key] = j
+    a = np.array(segs[0].p1, dtype=float)
+    d = np.array(segs[0].p2, dtype=float) - a
+    d /= np.hypot(*d)
+    pts = np.array([p for sg in segs for p in (sg.p1, sg.p2)], dtype=float) - a
+    if np.abs(pts[:, 0] * d[1] - pts[:, 1] * d[0]).max() < 0.5:
+        raise v.fail(f"{where}.segments", f"all {len(segs)} segments lie on one image line (degenerate: no "
+                                          "vanishing point); annotate edges on at least two different lines")
+
+
 def parse_perspective(data: Any, source: str = "annotations", image_size: tuple[int, int] | None = None) -> PerspectiveAnnotations:
     """Validate a parsed perspective annotation object. ``image_size`` = (width, height)."""
     v = _V(source)
@@ -332,6 +351,7 @@ def parse_perspective(data: Any, source: str = "annotations", image_size: tuple[
         if len(segs_raw) < 2:
             raise v.fail(f"{w}.segments", f"need at least 2 segments, got {len(segs_raw)}")
         segs = tuple(_segment(v, s, f"{w}.segments[{j}]", size) for j, s in enumerate(segs_raw))
+        _check_not_degenerate(v, segs, w)
         groups.append(LineGroup(name, segs, role))
     if sum(g.role == "vertical" for g in groups) > 1:
         raise v.fail("groups", "at most one group can have role 'vertical'")

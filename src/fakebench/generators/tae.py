@@ -40,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CheckpointError
+from ..io import load_safetensors
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -152,11 +153,11 @@ def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{p}: checkpoint file not found")
     try:
         if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd: Any = load_file(str(p), device="cpu")
+            sd: Any = load_safetensors(p)
         else:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as exc:  # unpickling errors, truncated files, zip errors, ...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{p}: cannot read checkpoint ({type(exc).__name__}: {msg[:200]})") from None

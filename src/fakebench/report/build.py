@@ -1,4 +1,4 @@
-"""Write ``results.json``, ``report.md`` and PNG plots for one run, from the store alone."""
+"""Write ``results.json``, ``report.md``, ``report.html`` and PNG plots for one run, from the store alone."""
 
 from __future__ import annotations
 
@@ -9,12 +9,20 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..errors import ConfigError
 from ..runner.store import Store
-from .summary import jsonable, summarize_run
+from . import figures
+from .summary import jsonable, sharing_vs_real, summarize_run
+
+FORMATS = ("json", "md", "html")
+ASR_LEGEND = ("ASR = among the attacked-class images decided correctly before the attack, the fraction decided wrongly "
+              "after it (conditional; results.json `asr_on_correct`); `wrong after` = among all attacked-class images, "
+              "the fraction decided wrongly after the attack, including those already wrong before "
+              "(unconditional; results.json `asr`)")
 
 TABLE_COLUMNS = [("detector", "detector"), ("attack", "attack"), ("label", "setting"), ("auc", "AUC"), ("ap", "AP"),
                  ("acc", "acc@0"), ("acc_cal", "acc@cal"), ("tpr_cal", "TPR@cal"), ("tpr@1%fpr", "TPR@1%FPR"),
-                 ("asr", "ASR"), ("linf", "Linf*255"), ("l2", "L2"), ("psnr", "PSNR")]
+                 ("asr_on_correct", "ASR"), ("asr", "wrong after"), ("linf", "Linf*255"), ("l2", "L2"), ("psnr", "PSNR")]
 
 
 def _fmt(key: str, v: Any) -> str:
@@ -39,95 +47,159 @@ def format_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _plot_roc(store: Store, run: str, summary: list[dict[str, Any]], out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    rows_by = {}
-    for r in store.rows(run):
-        rows_by.setdefault((r["detector"], r["attack"], r["params"]), []).append(r)
-    files = []
-    for det in sorted({s["detector"] for s in summary}):
-        fig, ax = plt.subplots(figsize=(5, 5))
-        for s in [x for x in summary if x["detector"] == det]:
-            key = (det, s["attack"], json.dumps(s["params"], sort_keys=True, separators=(",", ":"), default=str))
-            rows = rows_by.get(key, [])
-            y = np.array([r["label"] for r in rows])
-            sc = np.array([r["score_adv"] for r in rows])
-            if len(set(y.tolist())) < 2:
-                continue
-            fpr, tpr, _ = roc_curve(y, sc)
-            name = s["attack"] + (f" {s['label']}" if s["label"] else "")
-            ax.plot(fpr, tpr, lw=2 if s["attack"] == "clean" else 1, label=f"{name} (AUC {s['auc']:.2f})")
-        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax.set_xlabel("false positive rate (real judged synthetic)")
-        ax.set_ylabel("true positive rate (synthetic detected)")
-        ax.set_title(f"ROC: {det}, clean vs attacked")
-        ax.legend(fontsize=6, loc="lower right")
-        fig.tight_layout()
-        p = out / f"roc_{det}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        files.append(p)
-    return files
-
-
-def _plot_eps(summary: list[dict[str, Any]], out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    series: dict[tuple[str, str, str], list[tuple[float, float, float]]] = {}
-    clean = {s["detector"]: s for s in summary if s["attack"] == "clean"}
+def _make_figures(summary: list[dict[str, Any]], groups: figures.Groups, thresholds: dict[str, float], out: Path,
+                  config: dict[str, Any]) -> dict[str, list[tuple[Path | None, list[str]]]]:
+    per_det: dict[str, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
     for s in summary:
-        if s["direction"] in ("evade", "spoof") and s["eps"] > 0 and s["params"].get("threat", {}).get("norm") == "linf":
-            series.setdefault((s["detector"], s["attack"], s["direction"]), []).append(
-                (s["eps"] * 255, s["acc_cal"], s["tpr_cal"] if s["direction"] == "evade" else s["tnr_cal"]))
-    if not series:
+        per_det.setdefault(s["detector"], []).append(
+            (s, groups.get((s["detector"], s["attack"], figures._key(s["params"])), [])))
+    return {
+        "roc": [figures.plot_roc_det(d, e, out) for d, e in per_det.items()],
+        "hist": [figures.plot_histograms(d, e, thresholds.get(d, 0.0), out) for d, e in per_det.items()],
+        "eps": [figures.plot_eps(summary, out)],
+        "gen": [figures.plot_generator_heatmap(summary, out)],
+        "queries": [figures.plot_queries(summary, groups, thresholds, out, figures.black_box_names(config))],
+    }
+
+
+def generator_share_tables(summary: list[dict[str, Any]]) -> list[str]:
+    """Markdown: per detector and setting, generators x shares, each cell ``AUC / AP / TPR@1%FPR``
+    of that generator's fakes against the reals shared the same way (the TrueFake paper's layout)."""
+    lines: list[str] = []
+    for s in [x for x in summary if x.get("by_generator_share")]:
+        cells = {(c["generator"], c["share"]): c for c in s["by_generator_share"]}
+        shares = list(dict.fromkeys(c["share"] for c in s["by_generator_share"]))
+        gens = sorted({g for g, _ in cells if g != "all" and not g.startswith("real:")}) + ["all"]
+        gens += sorted({g for g, _ in cells if g.startswith("real:")})
+        if not lines:
+            lines += [("## Per generator x share (AUC / AP / TPR@1%FPR; fakes vs the reals of the same share; "
+                       "real sets: TNR at the calibrated threshold)"), ""]
+        lines += [f"**{s['detector']}**, {s['attack']}{' ' + s['label'] if s['label'] else ''}", "",
+                  "| generator | " + " | ".join(shares) + " |", "|---|" + "---|" * len(shares)]
+        for g in gens:
+            row = []
+            for sh in shares:
+                c = cells.get((g, sh))
+                if c is not None and "tnr_cal" in c:
+                    row.append(f"TNR {_fmt('tnr', c['tnr_cal'])}")
+                else:
+                    row.append("-" if c is None or "auc" not in c else
+                               f"{_fmt('auc', c['auc'])} / {_fmt('ap', c['ap'])} / {_fmt('tpr', c['tpr@1%fpr'])}")
+            lines.append(f"| {g} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
+def sharing_vs_real_lines(copies: list[dict[str, Any]]) -> list[str]:
+    """Markdown: the sharing presets against the real shared copies (see ``sharing_vs_real``)."""
+    if not copies:
         return []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (det, atk, direction), pts in sorted(series.items()):
-        c = clean.get(det)
-        pts = sorted(pts)
-        if c is not None:
-            base = c["tpr_cal"] if direction == "evade" else c["tnr_cal"]
-            pts = [(0.0, c["acc_cal"], base)] + pts
-        e = [p[0] for p in pts]
-        ax.plot(e, [p[2] for p in pts], marker="o",
-                label=f"{det} {atk} {direction}: {'TPR (fakes detected)' if direction == 'evade' else 'TNR (reals passed)'}")
-    ax.set_xlabel("eps (grey levels, Linf)")
-    ax.set_ylabel("accuracy on the attacked class (calibrated threshold)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6)
-    ax.set_title("Accuracy vs attack budget")
-    fig.tight_layout()
-    p = out / "accuracy_vs_eps.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return [p]
+    lines = ["## Sharing presets vs real shared copies", "",
+             ("The `share` attack on PreSocial images against the real copies of the same images shared on the "
+              "platform: score difference (simulated - real, logits), decisions that agree at the calibrated "
+              "threshold, and PSNR (dB) of the simulation and of the unshared original against the real copy."), "",
+             ("| detector | platform | pairs | mean diff | mean abs diff | Pearson r | same decision | PSNR sim | "
+              "PSNR orig | same size | identical |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in copies:
+        lines.append(f"| {c['detector']} | {c['platform']} | {c['n_pairs']} | {_fmt('d', c['score_diff'])} | "
+                     f"{_fmt('d', c['abs_score_diff'])} | {_fmt('r', c['pearson'])} | {_fmt('s', c['same_decision'])} | "
+                     f"{_fmt('psnr', c['psnr_sim_vs_copy'])} | {_fmt('psnr', c['psnr_orig_vs_copy'])} | "
+                     f"{_fmt('s', c['same_size'])} | {_fmt('s', c['identical'])} |")
+    return [*lines, ""]
 
 
 def build_report(store_path: str | Path, run: str, out: str | Path, title: str = "fakebench report",
-                 extra: dict[str, Any] | None = None, notes: list[str] | None = None) -> dict[str, Any]:
-    """Write results.json, report.md and plots under ``out``. Returns the results dict."""
+                 extra: dict[str, Any] | None = None, notes: list[str] | None = None,
+                 formats: tuple[str, ...] | list[str] = FORMATS, log_file: str | Path | None = None,
+                 gallery: int = 3, sections: list[Any] | None = None) -> dict[str, Any]:
+    """Write the report of ``run`` under ``out``: ``results.json`` (``"json"``), ``report.md``
+    (``"md"``), the self-contained ``report.html`` (``"html"``), their PNG figures and the
+    gallery's amplified perturbations. ``gallery``: images per side (most / least affected)
+    per (detector, attack setting). ``sections``: extra :class:`~fakebench.report.html.Section` s
+    appended to the HTML. Returns the results dict."""
+    from .gallery import build_gallery, spectra_figure
+    from .html import Section, Text, write_page
+    from .page import (
+        extra_tables,
+        figure_section,
+        metrics_table,
+        reproduction_section,
+        summary_section,
+    )
+
+    bad_fmt = set(formats) - set(FORMATS)
+    if bad_fmt:
+        raise ConfigError(f"report format: {sorted(bad_fmt)} not one of {list(FORMATS)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with Store(store_path) as store:
+    store_path = Path(store_path)
+    with Store(store_path, readonly=True) as store:  # a missing store: one line, nothing created
+        out.mkdir(parents=True, exist_ok=True)
         summary = summarize_run(store, run)
+        copies = sharing_vs_real(store, run)
         bad = store.bad_samples(run)
-        plots = _plot_roc(store, run, summary, out) + _plot_eps(summary, out)
+        thresholds = store.thresholds(run)
+        config, env = store.config(run), store.environment(run)
+        groups: figures.Groups = {}
+        for r in store.rows(run):
+            groups.setdefault((r["detector"], r["attack"], r["params"]), []).append(r)
     results = {"fakebench_version": __version__, "run": run, "summary": summary, "bad_samples": bad,
-               **(extra or {})}
-    (out / "results.json").write_text(json.dumps(jsonable(results), indent=2, sort_keys=True, default=str))
-    lines = [f"# {title}", "", f"Run `{run}` (fakebench {__version__}). Scores are logits (> 0: synthetic). "
+               **({"sharing_vs_real": copies} if copies else {}), **(extra or {})}
+    tables = _condition_tables(summary, copies)
+    if tables:
+        results["tables"] = [*results.get("tables", []), *tables]
+    if "json" in formats:
+        (out / "results.json").write_text(json.dumps(jsonable(results), indent=2, sort_keys=True, default=str))
+    if not {"md", "html"} & set(formats):
+        return results
+    figs = _make_figures(summary, groups, thresholds, out, config)
+    plots = [p for group in figs.values() for p, _ in group if p is not None]
+    if "md" in formats:
+        _write_markdown(out, title, run, summary, bad, notes, plots, copies)
+    if "html" in formats:
+        gal_blocks, _ = build_gallery(store_path.parent, summary, groups, thresholds, out, n=gallery)
+        secs = [summary_section(run, summary, bad, notes or []),
+                Section("Metrics", [metrics_table(summary)], "metrics"),
+                figure_section("ROC and DET curves", "roc", figs["roc"], "left: ROC, right: DET (both clean vs attacked)"),
+                figure_section("Score histograms", "hist", figs["hist"], "scores per class, clean vs attacked"),
+                figure_section("Accuracy vs eps", "eps", figs["eps"], "accuracy on the attacked class vs budget"),
+                figure_section("AUC per generator", "generators", figs["gen"], "each generator's fakes vs all reals"),
+                figure_section("Queries vs success", "queries", figs["queries"], "black-box attacks"),
+                figure_section("Perturbation spectra", "spectra", [spectra_figure(store_path.parent, summary, out)],
+                               "mean power spectrum of x_adv - x (log scale) and radial profiles"),
+                Section("Adversarial gallery", list(gal_blocks), "gallery"),
+                extra_tables(results), *(sections or []),
+                Section(f"Skipped files ({len(bad)})", [Text(r) for r in bad.values()], "skipped"),
+                reproduction_section(config, env, thresholds, log_file, out)]
+        write_page(out / "report.html", title, secs, subtitle=f"run {run} - fakebench {__version__}")
+    return results
+
+
+def _condition_tables(summary: list[dict[str, Any]], copies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per generator x share tables and the sharing-vs-real comparison as generic report
+    tables (``results["tables"]``, rendered by the HTML page)."""
+    tables: list[dict[str, Any]] = []
+    for s in [x for x in summary if x.get("by_generator_share")]:
+        rows: dict[str, dict[str, Any]] = {}
+        for c in s["by_generator_share"]:
+            cell = (f"TNR {_fmt('tnr', c['tnr_cal'])}" if "tnr_cal" in c else
+                    "-" if "auc" not in c else
+                    f"{_fmt('auc', c['auc'])} / {_fmt('ap', c['ap'])} / {_fmt('tpr', c['tpr@1%fpr'])}")
+            rows.setdefault(c["generator"], {"generator": c["generator"]})[c["share"]] = cell
+        tables.append({"title": f"{s['detector']}, {s['attack']} {s['label']}: per generator x share",
+                       "caption": "AUC / AP / TPR@1%FPR of each generator's fakes vs the reals of the same share",
+                       "rows": list(rows.values())})
+    if copies:
+        tables.append({"title": "Sharing presets vs real shared copies", "rows": copies,
+                       "caption": "the share attack on PreSocial images vs the real copies shared on the platform"})
+    return tables
+
+
+def _write_markdown(out: Path, title: str, run: str, summary: list[dict[str, Any]], bad: dict[str, str],
+                    notes: list[str] | None, plots: list[Path], copies: list[dict[str, Any]]) -> None:
+    lines = [f"# {title}", "", (f"Run `{run}` (fakebench {__version__}). Scores are logits (> 0: synthetic). "
              "`acc@cal`/`TPR@cal` use each detector's threshold calibrated on validation data; "
-             "ASR = fraction of attacked-class images correctly classified before that are misclassified after; "
-             "norms are means over attacked images in [0, 1] pixel units (Linf shown in grey levels).", ""]
+             f"{ASR_LEGEND}; "
+             "norms are means over attacked images in [0, 1] pixel units (Linf shown in grey levels)."), ""]
     lines += [format_table(summary), ""]
     gens = [s for s in summary if s["attack"] == "clean" and s["auc_by_generator"]]
     if gens:
@@ -136,12 +208,13 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
             lines.append(f"- **{s['detector']}**: " + ", ".join(
                 f"{g} {_fmt('auc', v)}" for g, v in s["auc_by_generator"].items()))
         lines.append("")
+    lines += generator_share_tables(summary) + sharing_vs_real_lines(copies)
     rej = [s for s in summary if s.get("rejected") is not None]
     if rej:
         lines += ["## Rejected as adversarial", "",
-                  "Detectors with an adversarial-input detector give three verdicts (real / synthetic / rejected); a "
+                  ("Detectors with an adversarial-input detector give three verdicts (real / synthetic / rejected); a "
                   "rejected image is counted as flagged (caught) in every metric above: a rejected attacked fake as "
-                  "detected, a rejected real as a false positive.", ""]
+                  "detected, a rejected real as a false positive."), ""]
         lines += [f"- {s['detector']} / {s['attack']} {s['label']}: {s['rejected']:.3f} of the attacked images rejected"
                   for s in rej] + [""]
     if notes:
@@ -151,4 +224,3 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     (out / "report.md").write_text("\n".join(lines))
-    return results

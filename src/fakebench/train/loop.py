@@ -25,7 +25,9 @@ from ..data import Sample, load_dataset, select, split_samples
 from ..data.pipeline import ImageDataset, collate_skip_bad
 from ..data.transforms import EvalTransform, TrainTransform
 from ..errors import ConfigError, DataError
+from ..io import load_safetensors
 from ..progress import progress_bar
+from .distributed import rank_batches, rank_device, world_size, wrap_ddp
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class TrainConfig:
     share_platforms: Sequence[str] = ("facebook", "x", "telegram")
     share_assume_side: int | None = None  # patches of photos this large are resized as the photo would be
     flip: bool = True
+    rot90: bool = False  # random multiple-of-90-degree rotation (Gragnaniello et al. 2021)
     patience: int = 3
     seed: int = 0
     val_fraction: float = 0.15
@@ -57,6 +60,8 @@ class TrainConfig:
     progress: bool = True
     #: a fakebench checkpoint folder of the same architecture to start from (fine-tuning)
     init: str | None = None
+    #: ``cpu`` or ``cuda`` (under torchrun: each rank's own GPU, ``cuda:LOCAL_RANK``)
+    device: str = "cpu"
 
     def resolved(self, recipe: dict[str, Any]) -> "TrainConfig":
         defaults = {"batch_size": 64, "lr": 1e-4, "crop": None, "blur_prob": 0.0, "jpeg_prob": 0.0}
@@ -109,16 +114,18 @@ def predict_samples(det: torch.nn.Module, samples: list[Sample], batch_size: int
     ds = ImageDataset(samples, transform=transform or EvalTransform())
     dl = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip_bad)
     det.eval()
+    device = next(iter(det.parameters()), torch.zeros(0)).device
     ys, ss = [], []
     for batch in dl:
         if batch is None:
             continue
         x, y, _ = batch
+        x, y = x.to(device), y.to(device)
         if attack is not None:
             x = attack(det, x, y)
         with torch.no_grad():
             ss.append(det(x).float().cpu().numpy())
-        ys.append(y.numpy())
+        ys.append(y.cpu().numpy())
     if not ys:
         return np.zeros(0, dtype=int), np.zeros(0, dtype=np.float32)
     return np.concatenate(ys), np.concatenate(ss)
@@ -152,8 +159,28 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
 
     Randomness (initial weights, in-model randomness such as dropout, shuffling, augmentation)
     depends on ``cfg.seed`` only; the global torch RNG is forked, so the caller's state is
-    untouched. ``objective`` replaces the plain cross-entropy step (adversarial training)."""
+    untouched. ``objective`` replaces the plain cross-entropy step (adversarial training).
+
+    Under ``torchrun`` every rank runs this function: DistributedDataParallel (gloo on CPU,
+    nccl on CUDA) with ``cfg.batch_size`` as the global batch (:mod:`fakebench.train.distributed`);
+    rank 0 alone writes ``out``."""
+    from .distributed import dist_env, init_process_group
+
     cfg = cfg or TrainConfig()
+    rank, world, _ = dist_env()
+    created = init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo") if world > 1 else False
+    try:
+        return _train(detector_name, data, out, cfg, objective, rank, detector_options)
+    finally:
+        if created:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(detector_name: str, data: str | Path | list[Sample], out: str | Path, cfg: TrainConfig,
+           objective: Objective | None, rank: int, detector_options: dict[str, Any]
+           ) -> tuple[detectors.Detector, dict[str, Any]]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the initial weights depend on the seed too
         det = build_trainable(detector_name, **detector_options)
@@ -170,9 +197,10 @@ def train_detector(detector_name: str, data: str | Path | list[Sample], out: str
     history["n_train"], history["n_val"] = len(train), len(val)
     det.meta = {"trained_on": src, "train_history": history["epochs"], "best_val_auc": history["best_val_auc"],
                 "seed": cfg.seed}
-    outp = Path(out)
-    det.save(outp)
-    (outp / "train_log.json").write_text(json.dumps(history, indent=2, default=str))
+    if rank == 0:
+        outp = Path(out)
+        det.save(outp)
+        (outp / "train_log.json").write_text(json.dumps(history, indent=2, default=str))
     return det, history
 
 
@@ -185,27 +213,35 @@ def build_trainable(detector_name: str, **detector_options: Any) -> "detectors.D
 
 
 def init_from(det: torch.nn.Module, checkpoint: str | Path) -> None:
-    """Load the weights of a fakebench checkpoint folder into ``det`` (strict: same architecture)."""
-    from safetensors.torch import load_file
-
+    """Start from ``checkpoint``: a fakebench checkpoint folder of the same architecture (all
+    weights, strict), or a FILE holding a torchvision-format ImageNet classifier state dict
+    (detectors with ``load_imagenet``, e.g. cnnspot / res50nodown: backbone loaded, head
+    replaced)."""
     from ..detectors import WEIGHTS_FILE
     from ..detectors.base import load_state_dict_strict
 
+    if Path(checkpoint).is_file():
+        if not hasattr(det, "load_imagenet"):
+            raise ConfigError(f"init: {checkpoint} is a file; {type(det).__name__} takes only a fakebench checkpoint "
+                              "folder (ImageNet initialisation: cnnspot, res50nodown)")
+        det.load_imagenet(checkpoint)
+        return
     path = Path(checkpoint) / WEIGHTS_FILE
     if not path.is_file():
         raise ConfigError(f"init: {path} not found (expected a fakebench checkpoint folder)")
-    load_state_dict_strict(det, load_file(str(path)), str(path))
+    load_state_dict_strict(det, load_safetensors(path), str(path))
 
 
 def _train_loader(train: list[Sample], cfg: TrainConfig) -> tuple[ImageDataset, DataLoader]:
     """The augmented, seeded, shuffled loader of the train split."""
     tt = TrainTransform(crop_size=cfg.crop, blur_prob=float(cfg.blur_prob), jpeg_prob=float(cfg.jpeg_prob), flip=cfg.flip,
                         extra=sharing_augmentation(cfg.share_platforms, cfg.share_assume_side) if cfg.share_prob else None,
-                        extra_prob=float(cfg.share_prob))
+                        extra_prob=float(cfg.share_prob), rot90=cfg.rot90)
     ds = ImageDataset(train, transform=tt, seed=cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    dl = DataLoader(ds, batch_size=int(cfg.batch_size), shuffle=True, generator=gen, collate_fn=collate_skip_bad,
-                    drop_last=len(train) > int(cfg.batch_size))
+    # the loader draws from gen too (its base seed), so the batches equal DataLoader(shuffle=True, generator=gen)
+    batches = rank_batches(len(train), int(cfg.batch_size), gen, drop_last=len(train) > int(cfg.batch_size))
+    dl = DataLoader(ds, batch_sampler=batches, generator=gen, collate_fn=collate_skip_bad)
     return ds, dl
 
 
@@ -228,6 +264,14 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
     the best clean AUC is usually the least robust one."""
     ds, dl = _train_loader(train, cfg)
     val_attack = getattr(objective, "val_attack", None)
+    device = rank_device(cfg.device)
+    det.to(device)
+    model = det
+    if world_size() > 1:
+        if objective is not bce_objective:
+            raise ConfigError("torchrun: only the plain cross-entropy objective trains under DistributedDataParallel "
+                              "(adversarial training runs in one process)")
+        model = wrap_ddp(det, device)
     opt = torch.optim.Adam(det.parameters(), lr=float(cfg.lr), weight_decay=cfg.weight_decay)
     total = cfg.max_steps or cfg.epochs * max(len(dl), 1)
     sched = _schedule(opt, cfg, total)
@@ -238,7 +282,7 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
     bar = progress_bar(total, f"train {name}", cfg.progress, unit="step")
     for epoch in range(cfg.epochs):
         ds.set_epoch(epoch)
-        losses, step = _epoch(det, dl, opt, sched, objective, cfg, step, bar)
+        losses, step = _epoch(det, model, dl, opt, sched, objective, cfg, step, bar)
         yv, sv = predict_samples(det, val, cfg.eval_batch_size, eval_tf) if val else (np.zeros(0), np.zeros(0))
         val_auc = metrics.auc(yv, sv) if len(yv) else float("nan")
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, "val_auc": val_auc,
@@ -269,17 +313,20 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
     return history
 
 
-def _epoch(det: torch.nn.Module, dl: DataLoader, opt: torch.optim.Optimizer, sched: Any, objective: Objective,
-           cfg: TrainConfig, step: int, bar: Any) -> tuple[list[float], int]:
-    """One pass over ``dl`` (stops at ``cfg.max_steps``). Returns (losses, step count so far)."""
+def _epoch(det: torch.nn.Module, model: torch.nn.Module, dl: DataLoader, opt: torch.optim.Optimizer, sched: Any,
+           objective: Objective, cfg: TrainConfig, step: int, bar: Any) -> tuple[list[float], int]:
+    """One pass over ``dl`` (stops at ``cfg.max_steps``). ``model`` is ``det`` or its DDP
+    wrapper. Returns (losses, step count so far)."""
     det.train()
+    device = next(iter(det.parameters()), torch.zeros(0)).device
     losses: list[float] = []
     for batch in dl:
         if batch is None:
             continue
         x, y, _ = batch
+        x, y = x.to(device), y.to(device)
         opt.zero_grad(set_to_none=True)
-        loss = objective(det, x, y)
+        loss = objective(model, x, y)
         loss.backward()
         opt.step()
         sched.step()
