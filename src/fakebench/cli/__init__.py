@@ -18,7 +18,7 @@ from .._version import __version__
 from ..errors import FakebenchError
 
 #: the verbs, in the order ``--help`` lists them (module name under fakebench.cli)
-VERBS = ("listing", "data", "train", "evaluate", "report", "demo", "attack", "transfer", "spectrum", "robustness",
+VERBS = ("listing", "data", "audit", "train", "evaluate", "report", "demo", "attack", "transfer", "spectrum", "robustness",
          "forensics")
 
 

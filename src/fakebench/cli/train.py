@@ -11,6 +11,10 @@ from ._common import parse_options, parse_value
 
 def run(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, train_detector
+    from .audit import audit_samples, summary_line
+
+    if not args.no_audit:
+        print(summary_line(audit_samples(args.data)), flush=True)
 
     opts = {k: v for k, v in {"arch": args.arch, "width": args.width}.items() if v is not None}
     opts.update(parse_options(args.det_opt or [], "--det-opt"))
@@ -56,6 +60,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--patience", type=int, default=3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-audit", action="store_true", help="skip the shortcut audit line (fakebench audit)")
     g = s.add_argument_group("adversarial training (fakebench.defenses.adversarial)")
     g.add_argument("--adv", choices=["pgd", "trades", "fgsm-rs"], default=None)
     g.add_argument("--adv-eps", default="4/255", help="Linf budget (default 4/255)")
