@@ -14,6 +14,9 @@ def run(args: argparse.Namespace) -> int:
     from .audit import audit_samples, summary_line
 
     if not args.no_audit:
+        from ..detectors import card
+
+        card(args.detector)  # an unknown name is the first error, before the data is read
         print(summary_line(audit_samples(args.data)), flush=True)
 
     opts = {k: v for k, v in {"arch": args.arch, "width": args.width}.items() if v is not None}
@@ -21,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       crop=args.crop, blur_prob=args.blur_prob, jpeg_prob=args.jpeg_prob, patience=args.patience,
                       seed=args.seed, progress=not args.no_progress, share_prob=args.share_prob,
-                      schedule=args.schedule, init=args.init)
+                      schedule=args.schedule, init=args.init, eval_crop=args.eval_crop or None)
     if args.adv:
         from ..defenses.adversarial import AdvConfig, train_adversarial
 
@@ -32,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
         det, hist = train_adversarial(args.detector, args.data, args.out, cfg, adv, **opts)
     else:
         det, hist = train_detector(args.detector, args.data, args.out, cfg, **opts)
+    crop = getattr(det, "crop", None)
     print(f"saved {args.detector} to {args.out}: best val AUC {hist['best_val_auc']:.4f}, "
-          f"threshold {det.threshold:.3f}, {hist['seconds']:.0f} s, {len(hist['bad_files'])} bad files skipped")
+          f"threshold {det.threshold:.3f}, {hist['seconds']:.0f} s, {len(hist['bad_files'])} bad files skipped; "
+          f"evaluation preprocessing: {f'centre crop {crop}' if crop else 'whole image'}")
     return 0
 
 
@@ -51,7 +56,10 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--max-steps", type=int, default=None)
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--lr", type=float, default=None)
-    s.add_argument("--crop", type=int, default=None)
+    s.add_argument("--crop", type=int, default=None, help="random training crop (default: the family's recipe)")
+    s.add_argument("--eval-crop", type=int, default=None,
+                   help="evaluation preprocessing saved in the checkpoint: centre crop of N px inside the detector, "
+                        "applied by validation, evaluate and attack alike (default: whole images)")
     s.add_argument("--blur-prob", type=float, default=None)
     s.add_argument("--jpeg-prob", type=float, default=None)
     s.add_argument("--share-prob", type=float, default=0.0,

@@ -63,14 +63,26 @@ def _read_config(d: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return name, options, cfg
 
 
-def load(directory: str | Path) -> "Detector":
-    """Load a detector saved by :meth:`Detector.save` (safetensors + config.json)."""
+def load(directory: str | Path, **overrides: Any) -> "Detector":
+    """Load a detector saved by :meth:`Detector.save` (safetensors + config.json).
+
+    ``overrides`` replace saved options that only change preprocessing (the card's
+    ``preprocessing_options``, e.g. ``crop``); any other option raises one ConfigError line,
+    since it would not apply to the saved weights."""
     from safetensors.torch import load_file
 
     from .base import load_state_dict_strict
 
     d = Path(directory)
     name, options, cfg = _read_config(d)
+    if overrides:
+        allowed = tuple(getattr(REGISTRY.card(name), "preprocessing_options", ()))
+        refused = sorted(set(overrides) - set(allowed))
+        if refused:
+            can = f"only {', '.join(allowed)} can be changed" if allowed else "none can be changed"
+            raise ConfigError(f"{d}: option(s) {', '.join(refused)} do not apply to a saved {name} checkpoint "
+                              f"({can}; the rest is fixed by the weights)")
+        options = {**options, **overrides}
     try:
         det = create(name, **options)
     except FakebenchError as exc:

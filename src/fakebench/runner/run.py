@@ -76,7 +76,7 @@ def prepare(exp: Experiment) -> Prepared:
     dets: dict[str, torch.nn.Module] = {}
     for spec in exp.detectors:
         try:
-            det = detector_registry.load(spec.checkpoint) if spec.checkpoint else \
+            det = detector_registry.load(spec.checkpoint, **spec.options) if spec.checkpoint else \
                 detector_registry.create(str(spec.detector), **spec.options)
         except CheckpointError as exc:
             if not spec.optional:
