@@ -14,13 +14,11 @@ from ..errors import ConfigError
 
 def audit_samples(data: str, split: str | None = None) -> list[Any]:
     """The samples of ``data`` (any layout), optionally one split (one line if it is empty)."""
-    from ..data import load_dataset, select
+    from ..data import load_dataset, select_split
 
-    samples = load_dataset(data)
-    if split and split != "all":
-        samples = select(samples, split=split)
-        if not samples:
-            raise ConfigError(f"{data}: no samples in split {split!r}")
+    samples = select_split(load_dataset(data), split, f"{data}")
+    if not samples:
+        raise ConfigError(f"{data}: no samples in split {split!r}")
     return samples
 
 

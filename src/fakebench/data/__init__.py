@@ -19,10 +19,11 @@ from .loaders import (
     from_manifest,
     load_dataset,
     select,
+    select_split,
     split_samples,
 )
 
 __all__ = [
     "FAKE", "MANIFEST_NAME", "REAL", "SPLITS", "Sample", "from_cnndetection", "from_folders", "from_manifest",
-    "load_dataset", "select", "split_samples",
+    "load_dataset", "select", "select_split", "split_samples",
 ]

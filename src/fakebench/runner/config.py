@@ -52,6 +52,7 @@ def parse_value(v: Any) -> Any:
 class DatasetSpec:
     path: Path
     split: str | None = None
+    root: Path | None = None  # a manifest's paths are relative to this (default: its folder)
     generators: list[str] | None = None
     limit: int | None = None
     max_pixels: int | None = None
@@ -152,7 +153,7 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} (known: {sorted(KNOWN_TOP)})")
     ds = _mapping(_req(raw, "dataset", source), f"{source}.dataset")
-    unknown = set(ds) - {"path", "split", "generators", "limit", "max_pixels"}
+    unknown = set(ds) - {"path", "split", "generators", "limit", "max_pixels", "root"}
     if unknown:
         raise ConfigError(f"{source}.dataset: unknown key(s) {sorted(unknown)}")
     dspec = DatasetSpec(
@@ -161,7 +162,10 @@ def parse_experiment(raw: Any, base: Path, default_run: str = "run", source: str
         generators=list(ds["generators"]) if ds.get("generators") else None,
         limit=_int(ds["limit"], f"{source}.dataset.limit", 1) if ds.get("limit") is not None else None,
         max_pixels=_int(ds["max_pixels"], f"{source}.dataset.max_pixels", 1) if ds.get("max_pixels") else None,
+        root=_path(base, ds["root"], f"{source}.dataset.root") if ds.get("root") else None,
     )
+    if dspec.root is not None and not dspec.root.is_dir():
+        raise ConfigError(f"{source}.dataset.root: {dspec.root} is not a folder")
     if not dspec.path.exists():
         raise ConfigError(f"{source}.dataset.path: {dspec.path} does not exist")
 

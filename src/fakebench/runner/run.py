@@ -23,7 +23,7 @@ import torch
 
 from .. import attacks as attack_registry
 from .. import detectors as detector_registry
-from ..data import Sample, load_dataset, select
+from ..data import Sample, load_dataset, select, select_split
 from ..data.pipeline import iter_batches
 from ..errors import CheckpointError, ConfigError, FakebenchError
 from ..io import DEFAULT_MAX_PIXELS
@@ -66,10 +66,14 @@ def sample_id(s: Sample, root: Path | None = None) -> str:
 def prepare(exp: Experiment) -> Prepared:
     """Load the dataset, build every detector and attack; raise one ConfigError line on failure."""
     try:
-        samples = load_dataset(exp.dataset.path)
+        samples = load_dataset(exp.dataset.path, exp.dataset.root)
     except FakebenchError as exc:
         raise ConfigError(f"dataset.path: {exc}") from None
-    samples = select(samples, split=exp.dataset.split, generators=exp.dataset.generators, limit=exp.dataset.limit)
+    try:
+        samples = select_split(samples, exp.dataset.split, f"dataset.split ({exp.dataset.path})")
+    except FakebenchError as exc:
+        raise ConfigError(str(exc)) from None
+    samples = select(samples, generators=exp.dataset.generators, limit=exp.dataset.limit)
     if not samples:
         raise ConfigError(f"dataset: no samples in {exp.dataset.path} (split={exp.dataset.split!r}, "
                           f"generators={exp.dataset.generators!r})")
@@ -105,7 +109,7 @@ def prepare(exp: Experiment) -> Prepared:
                 log.warning("skipping %s on %s: the attack needs gradients and the detector is not differentiable",
                             aname, dname)
                 skipped.add((dname, aname))
-    p = exp.dataset.path.resolve()
+    p = (exp.dataset.root or exp.dataset.path).resolve()
     return Prepared(exp, samples, dets, atks, skipped, p if p.is_dir() else p.parent)
 
 
