@@ -101,3 +101,27 @@ def test_cli_audit_writes_report_and_strict_exit(tmp_path, capsys):
     assert "Trivial baselines" in out and "WARNING" in out
     assert (tmp_path / "out" / "audit.json").is_file() and (tmp_path / "out" / "audit.md").is_file()
     assert main(["audit", str(man), "--strict"]) == 1
+
+
+def test_train_and_evaluate_print_one_audit_line(tmp_path, capsys):
+    import torch
+    import yaml
+
+    from fakebench import detectors
+    from fakebench.cli import main
+
+    man = _write(tmp_path / "framed", frame=True, n=8)
+    torch.manual_seed(0)
+    detectors.create("cnnspot", arch="resnet10", width=8).save(tmp_path / "ck")
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({"run": "r", "output": str(tmp_path / "out"), "dataset": {"path": str(man)},
+                                   "detectors": [{"name": "d", "checkpoint": str(tmp_path / "ck")}]}))
+    assert main(["evaluate", "--config", str(cfg), "--no-progress"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("audit:")]
+    assert len(lines) == 1 and "WARNING" in lines[0] and "border" in lines[0]
+    assert main(["evaluate", "--config", str(cfg), "--no-progress", "--no-audit"]) == 0
+    assert "audit:" not in capsys.readouterr().out
+    assert main(["train", "cnnspot", "--data", str(man), "--out", str(tmp_path / "ck2"), "--arch", "resnet10",
+                 "--width", "8", "--epochs", "1", "--batch-size", "8", "--no-progress"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("audit:")]
+    assert len(lines) == 1 and "WARNING" in lines[0]

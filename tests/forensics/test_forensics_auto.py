@@ -123,7 +123,6 @@ def test_abstains_on_real_photographs_without_strong_lines() -> None:
     mode abstains instead of calling it inconsistent (it called 27 of the 33 photos of
     bench/perspective_fpr.py inconsistent before). The score is still reported."""
     import skimage.data
-
     from conftest import shared_dir
 
     photos = [skimage.data.astronaut().astype(np.float32) / 255.0]

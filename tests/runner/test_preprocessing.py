@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import make_tiny_dataset
 
 from fakebench import metrics
 from fakebench.cli import main
 from fakebench.errors import ConfigError
 from fakebench.runner import evaluate, load_experiment, prepare
-
-from conftest import make_tiny_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -70,6 +69,9 @@ def test_evaluate_gives_the_training_validation_scores(trained, tmp_path):
     ys = np.array([val[k][0] for k in sorted(val)])
     zs = np.array([got[k] for k in sorted(val)])
     assert abs(metrics.auc(ys, zs) - log["best_val_auc"]) < 1e-9
+    from fakebench.cli._common import resolve_detector
+
+    assert resolve_detector(str(ck)).crop == 28  # `fakebench attack CKPT` scores through the same crop
 
 
 def test_checkpoint_options_apply_or_are_refused(trained, tmp_path):

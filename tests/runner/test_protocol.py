@@ -8,17 +8,17 @@ import logging
 
 import pytest
 import yaml
+from conftest import make_tiny_dataset
 
 from fakebench.data import load_dataset, select_split
 from fakebench.errors import ConfigError, DataError
 from fakebench.runner import load_experiment, prepare
 
-from conftest import make_tiny_dataset
-
 
 def _split_file(tmp_path, data_manifest, with_split=True, rows=None):
     """A manifest in another folder listing the dataset's files relative to the dataset root."""
-    src = list(csv.DictReader(open(data_manifest)))
+    with open(data_manifest, newline="") as f:
+        src = list(csv.DictReader(f))
     out = tmp_path / "splits" / "mine.csv"
     out.parent.mkdir(parents=True)
     with open(out, "w", newline="") as f:
@@ -49,7 +49,9 @@ def test_manifest_root_outside_its_folder(tmp_path):
     cfg.write_text(yaml.safe_dump({"run": "r", "dataset": {"path": str(man), "root": str(data.parent), "split": "test"},
                                    "detectors": [{"detector": "cnnspot", "options": {"arch": "resnet10", "width": 8}}]}))
     prep = prepare(load_experiment(cfg))
-    assert {prep.sid(s) for s in prep.samples} == {r["path"] for r in csv.DictReader(open(data)) if r["split"] == "test"}
+    with open(data, newline="") as f:
+        want = {r["path"] for r in csv.DictReader(f) if r["split"] == "test"}
+    assert {prep.sid(s) for s in prep.samples} == want
 
 
 def test_split_without_split_column_says_so(tmp_path):

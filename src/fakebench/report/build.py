@@ -138,9 +138,8 @@ def build_report(store_path: str | Path, run: str, out: str | Path, title: str =
         lines.append("")
     paired = [s for s in gens if s.get("auc_by_generator_paired")]
     if paired:
-        lines += ["## Clean AUC per generator, paired (the generator's fakes vs its own reals, "
-                  "`<gen>/0_real` vs `<gen>/1_fake`)", "", "| detector | generator | AUC, own reals | AUC, all reals |",
-                  "| --- | --- | --- | --- |"]
+        head = "## Clean AUC per generator, paired (the generator's fakes vs its own reals, `<gen>/0_real` vs `<gen>/1_fake`)"
+        lines += [head, "", "| detector | generator | AUC, own reals | AUC, all reals |", "| --- | --- | --- | --- |"]
         for s in paired:
             lines += [f"| {s['detector']} | {g} | {_fmt('auc', v)} | {_fmt('auc', s['auc_by_generator'][g])} |"
                       for g, v in s["auc_by_generator_paired"].items()]
