@@ -85,6 +85,9 @@ class DetectorCard(Card):
         recipe: default :class:`fakebench.train.TrainConfig` values for this family.
         demo: ``"trained"`` (the demo trains it), ``"clip"`` (the demo fits it when given CLIP
             weights) or ``""`` (not in the demo; ``demo_note`` says why).
+        preprocessing_options: options that change only how images are prepared inside
+            ``forward`` (crop, tiles), not the weights: a saved checkpoint may be loaded with
+            other values (``options:`` of a ``checkpoint:`` detector); any other option is refused.
     """
 
     weights: tuple[WeightsFile, ...] = ()
@@ -98,6 +101,7 @@ class DetectorCard(Card):
     recipe: Mapping[str, Any] = field(default_factory=dict)
     demo: str = ""
     demo_note: str = ""
+    preprocessing_options: tuple[str, ...] = ()
 
     def weights_hint(self) -> str:
         """One line: which files, from where (empty when the detector needs none)."""

@@ -104,13 +104,33 @@ def test_heldout_generator_only_in_test(built):
     _, rows = read_manifest(d)
     gens = {s: {r["generator"] for r in rows if r["split"] == s and r["label"] == "1"} for s in ("train", "val", "test")}
     assert gens["train"] == gens["val"] == set(SEEN_GENERATORS)
-    assert gens["test"] == set(SEEN_GENERATORS) | set(HELDOUT_GENERATORS)
+    # no arguments: the TAEF2 weights packaged with fakebench add the held-out "taef2" family
+    assert gens["test"] == set(SEEN_GENERATORS) | set(HELDOUT_GENERATORS) | {"taef2"}
     assert "bilinear" not in gens["train"] | gens["val"]
     settings = json.loads((d / "settings.json").read_text())
-    assert settings["complete"] is True and settings["heldout_generators"] == ["bilinear"]
+    assert settings["complete"] is True and settings["heldout_generators"] == ["bilinear", "taef2"]
+    from fakebench.generators.tae import PACKAGED_TAEF2
+
+    assert all(Path(f[0]).parent == PACKAGED_TAEF2.resolve() for f in settings["settings"]["tae_weights"])
+    assert settings["settings"]["postprocess"]["jpeg_prob"] > 0  # both classes post-processed alike
     assert settings["rows"] == len(rows)
     # 30 training steps only: crude but not identity (the default 200 steps give 24-31 dB)
     assert all(12.0 < v < 45.0 for v in settings["psnr_db"].values()), settings["psnr_db"]
+
+
+def test_audit_finds_no_format_or_size_shortcut(built):
+    """Both classes are PNGs of one size, post-processed alike: the metadata baseline of
+    fakebench audit is at chance. (The border / colour baselines of this 30-step build reach
+    0.8-0.9: its crude autoencoders shift colours; the default 200-step build gives 0.60 / 0.59,
+    all features 0.64: bench/audit_builtin.py.)"""
+    from fakebench.data import load_dataset
+    from fakebench.data.audit import audit
+
+    d, _ = built
+    rep = audit(load_dataset(d), max_per_class=None)
+    assert rep.baselines["metadata"] < 0.7, rep.baselines
+    assert rep.comparisons["format"]["real"] == {"PNG": rep.n_real}
+    assert rep.comparisons["format"]["synthetic"] == {"PNG": rep.n_fake}
 
 
 def test_second_build_reuses(built, caplog):
@@ -203,8 +223,35 @@ def test_cli_parser_registers_builtin(tmp_path, capsys):
                  "--n-val", "12", "--n-test", "24", "--train-steps", "5", "--no-progress"]) == 0
     assert capsys.readouterr().out.strip().endswith("manifest.csv")
     assert (tmp_path / "cli" / "manifest.csv").is_file()
+    cli_settings = json.loads((tmp_path / "cli" / "settings.json").read_text())
+    assert cli_settings["settings"]["tae_weights"]  # packaged weights, no arguments
+    args = parser.parse_args(["data", "builtin", "--out", "x", "--no-tae", "--no-postprocess"])
+    assert args.no_tae and args.no_postprocess
     assert main(["data", "builtin", "--out", str(tmp_path / "cli2"), "--patch", "12", "--no-progress"]) == 2
     assert "patch must be" in capsys.readouterr().err
+
+
+def test_packaged_tae_needs_no_shared_folder(monkeypatch):
+    from fakebench.builtin.cache import tae_weight_files
+    from fakebench.generators.tae import PACKAGED_TAEF2, packaged_taef2
+
+    monkeypatch.setenv("FAKEBENCH_SHARED", "/nonexistent")
+    assert packaged_taef2() == PACKAGED_TAEF2 and (PACKAGED_TAEF2 / "LICENSE").is_file()
+    assert tae_weight_files(None)[0] == PACKAGED_TAEF2 and tae_weight_files(False) == (None, None)
+
+
+def test_postprocess_draws_do_not_depend_on_the_class():
+    from fakebench.builtin.generate import PostProcess
+
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.random((32, 32, 3)) * 0.5 + 0.25, 0, 1).astype(np.float32)
+    post = PostProcess(resize_prob=0.3, jpeg_prob=0.5)
+    outs = [post(img, np.random.default_rng([0, i, 0])) for i in range(200)]
+    changed = np.mean([not np.array_equal(o, img) for o in outs])
+    assert 0.55 < changed < 0.75  # 1 - 0.7 * 0.5 = 0.65 of the patches are touched
+    again = post(img, np.random.default_rng([0, 7, 0]))
+    np.testing.assert_array_equal(again, outs[7])  # a function of (seed, crop, view) only
+    assert all(o.shape == img.shape and o.min() >= 0 and o.max() <= 1 for o in outs)
 
 
 @pytest.mark.skipif(TAEF2 is None or not TAEF2.is_dir(),

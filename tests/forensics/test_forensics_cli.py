@@ -76,7 +76,13 @@ def test_perspective_annotations(work: Path, name, consistent) -> None:
 
 def test_perspective_auto(work: Path) -> None:
     out = work / "auto"
+    # the 480x360 rendered example has short box edges: by default the automatic mode abstains
     rc = _run(["forensics", "perspective", str(work / "perspective.png"), "--auto", "--seed", "1", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "perspective_perspective.json").read_text())
+    assert res["decidable"] is False and "no decision" in res["notes"][-1] and "long segments" in res["notes"][-1]
+    rc = _run(["forensics", "perspective", str(work / "perspective.png"), "--auto", "--seed", "1", "--out", str(out),
+               "--min-long-segments", "0", "--vp-min-long", "0"])
     assert rc == 0
     res = json.loads((out / "perspective_perspective.json").read_text())
     assert res["mode"] == "auto" and res["decidable"] is True and res["groups"]

@@ -37,7 +37,10 @@ def test_registered_and_declared_non_differentiable() -> None:
 
 
 def test_forward_shape_and_scores() -> None:
-    det = detectors.create("perspective")
+    from fakebench.forensics.auto import NO_ABSTENTION
+
+    assert detectors.create("perspective")(_batch()[:2]).eq(NEUTRAL_LOGIT).all()  # default: abstains on 192-px renders
+    det = detectors.create("perspective", **NO_ABSTENTION)
     x = _batch()
     out = det(x)
     assert out.shape == (3,) and out.dtype == torch.float32

@@ -54,6 +54,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -69,6 +70,7 @@ from .cache import (
     write_settings,
 )
 from .generate import (
+    PostProcess,
     Row,
     count_rows,
     load_tae,
@@ -103,6 +105,9 @@ from .sources import (
     pick_real_files,
     source_crops,
 )
+
+#: the post-processing every patch of the default build goes through (real and synthetic alike)
+DEFAULT_POSTPROCESS = PostProcess()
 
 __all__ = [
     "BUILTIN_VERSION", "CONTEXT", "HELDOUT_GENERATORS", "IMAGES_DIR", "MANIFEST", "MANIFEST_COLUMNS", "SEEN_GENERATORS",
@@ -179,7 +184,8 @@ def build_builtin(
     out: PathLike,
     *,
     real_dirs: Sequence[PathLike] = (),
-    tae_weights: PathLike | None = None,
+    tae_weights: PathLike | None | bool = None,
+    postprocess: PostProcess | None = DEFAULT_POSTPROCESS,
     patch: int = 64,
     seed: int = 0,
     n_train: int = 1200,
@@ -201,6 +207,10 @@ def build_builtin(
             decode are skipped with a warning naming them).
         tae_weights: folder with a TAESD-family encoder/decoder pair (e.g. ``taef2``): adds the
             latent-autoencoder round trip as a held-out generator named after the weights.
+            ``None`` (default): the TAEF2 weights packaged with fakebench; ``False``: no TAE.
+        postprocess: the random resize / JPEG round trip applied to EVERY patch, real and
+            synthetic alike (:class:`~fakebench.builtin.generate.PostProcess`), so that format
+            and resampling are no shortcut; ``None`` writes the patches untouched.
         patch: patch side in pixels (multiple of 8, >= 16); source crops are twice as large.
         seed: seeds the crop assignment and the autoencoders' training.
         n_train, n_val, n_test: target patch counts per split (each balanced real/fake);
@@ -228,7 +238,8 @@ def build_builtin(
     settings = builtin_settings(patch=patch, seed=seed, n_train=n_train, n_val=n_val, n_test=n_test,
                                 train_steps=train_steps, min_std=min_std, max_real_files=max_real_files,
                                 max_crops_per_photo=max_crops_per_photo, include_bundled=include_bundled,
-                                real_dirs=real_dirs, files=files, tae_listing=tae_listing)
+                                real_dirs=real_dirs, files=files, tae_listing=tae_listing,
+                                postprocess=asdict(postprocess) if postprocess is not None else None)
     digest = settings_hash(settings)
     if _reuse_or_start(out, digest, settings, progress):
         return out
@@ -242,7 +253,7 @@ def build_builtin(
     models = train_autoencoders(assigned, crops, patch=patch, seed=seed, steps=train_steps, progress=progress)
     if tae is not None:
         models[tae.name] = tae
-    rows, psnr = write_patches(out, assigned, models, patch, progress)
+    rows, psnr = write_patches(out, assigned, models, patch, progress, postprocess, seed)
     write_manifest(out, rows)
     _finish(out, digest, settings, rows, heldout, psnr, t0, progress)
     return out

@@ -38,7 +38,8 @@ def settings_hash(settings: dict[str, Any]) -> str:
 def builtin_settings(*, patch: int, seed: int, n_train: int, n_val: int, n_test: int, train_steps: int,
                      min_std: float, max_real_files: int, max_crops_per_photo: int, include_bundled: bool,
                      real_dirs: Sequence[PathLike], files: Sequence[tuple[Path, Path]],
-                     tae_listing: list[list[Any]] | None) -> dict[str, Any]:
+                     tae_listing: list[list[Any]] | None, postprocess: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
     """Everything a build depends on (its cache key): sizes, seed, steps, bundled photos and the
     scikit-image version, the listing of the real files (paths, sizes, mtimes), the TAE weight
     files and :data:`BUILTIN_VERSION`."""
@@ -54,15 +55,20 @@ def builtin_settings(*, patch: int, seed: int, n_train: int, n_val: int, n_test:
         "real_dirs": [str(Path(d).expanduser().resolve()) for d in real_dirs],
         "real_files": _file_listing(p for _, p in files),
         "tae_weights": tae_listing,
+        "postprocess": postprocess,
     }
 
 
-def tae_weight_files(tae_weights: PathLike | None) -> tuple[Path | None, list[list[Any]] | None]:
+def tae_weight_files(tae_weights: PathLike | None | bool) -> tuple[Path | None, list[list[Any]] | None]:
     """(folder, listing of its encoder/decoder files) of the TAE weights, or (None, None);
-    raises :class:`~fakebench.errors.CheckpointError` when the folder holds no such pair."""
+    raises :class:`~fakebench.errors.CheckpointError` when the folder holds no such pair.
+    ``None``: the TAEF2 weights packaged with fakebench; ``False``: no TAE; a folder: that one."""
+    from ..generators.tae import find_weight_files, packaged_taef2
+
     if tae_weights is None:
+        tae_weights = packaged_taef2()
+    if tae_weights is None or tae_weights is False:
         return None, None
-    from ..generators.tae import find_weight_files
 
     tae_dir = Path(tae_weights).expanduser()
     enc, dec, _ = find_weight_files(tae_dir)

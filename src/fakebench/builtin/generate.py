@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -110,11 +111,43 @@ def train_autoencoders(assigned: Sequence[Crop], crops: Sequence[Crop], *, patch
 
 
 # ----------------------------------------------------------------------------------------------
+# post-processing shared by both classes
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """The random post-processing every patch goes through, real or synthetic alike, so that
+    neither resampling nor JPEG compression tells the classes apart: with ``resize_prob`` a
+    bilinear (antialiased) resize by a scale drawn from ``scale`` and back to the patch size,
+    then with ``jpeg_prob`` a JPEG round trip with a quality drawn from ``quality``
+    (inclusive). The draws come from a generator seeded by (seed, crop index, view), never by
+    the label. Files stay PNG (the JPEG round trip is in the pixels)."""
+
+    resize_prob: float = 0.3
+    scale: tuple[float, float] = (0.75, 1.0)
+    jpeg_prob: float = 0.5
+    quality: tuple[int, int] = (75, 95)
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from ..data import degrade
+
+        u = rng.random(4)  # fixed number of draws
+        if u[0] < self.resize_prob:
+            s = self.scale[0] + u[1] * (self.scale[1] - self.scale[0])
+            img = degrade.resize_np(img, scale=float(s), restore=True)
+        if u[2] < self.jpeg_prob:
+            q = min(self.quality[1], self.quality[0] + int(u[3] * (self.quality[1] - self.quality[0] + 1)))
+            img = degrade.jpeg_np(np.clip(img, 0.0, 1.0), q)
+        return np.clip(img, 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------
 # images and manifest
 
 
 def _write_chunk(out: Path, gen_name: str, part: Sequence[tuple[int, Crop]], models: dict[str, Callable[..., Any]],
-                 patch: int, rows: list[Row], psnr: dict[str, list[float]], bar: Any) -> None:
+                 patch: int, rows: list[Row], psnr: dict[str, list[float]], bar: Any,
+                 post: PostProcess | None = None, seed: int = 0) -> None:
     """Write the six patches of each crop in ``part`` (through ``gen_name`` unless real),
     appending their manifest rows to ``rows`` and the generator's PSNR to ``psnr``; ``bar``
     advances by one crop's patches at a time."""
@@ -128,17 +161,22 @@ def _write_chunk(out: Path, gen_name: str, part: Sequence[tuple[int, Crop]], mod
         full, half = gfull, ghalf
     label = 0 if gen_name == "real" else 1
     for j, (idx, c) in enumerate(part):
-        for view, img in _views(full[j], half[j], patch).items():
+        for k, (view, img) in enumerate(_views(full[j], half[j], patch).items()):
             rel = Path(IMAGES_DIR) / c.split / gen_name / f"{idx:05d}_{_safe(c.source)}_{view}.png"
-            save_png(out / rel, img.numpy())
+            arr = img.numpy()
+            if post is not None:  # on (H, W, 3); the draws depend on the crop and the view only
+                arr = post(np.ascontiguousarray(arr.transpose(1, 2, 0)), np.random.default_rng([int(seed), int(idx), k]))
+            save_png(out / rel, arr)
             rows.append((rel.as_posix(), label, gen_name, c.split, c.source))
         bar.update(len(VIEWS))
 
 
 def write_patches(out: Path, assigned: Sequence[Crop], models: dict[str, Callable[..., Any]], patch: int,
-                  progress: bool) -> tuple[list[Row], dict[str, list[float]]]:
+                  progress: bool, post: PostProcess | None = None, seed: int = 0
+                  ) -> tuple[list[Row], dict[str, list[float]]]:
     """Write every assigned crop's patches, generator by generator (sorted by name) in chunks
-    of :data:`CHUNK` crops; returns (manifest rows, per-chunk PSNR of each generator)."""
+    of :data:`CHUNK` crops, each through ``post`` (both classes alike); returns (manifest rows,
+    per-chunk PSNR of each generator, measured before ``post``)."""
     from ..progress import progress_bar
 
     rows: list[Row] = []
@@ -151,7 +189,7 @@ def write_patches(out: Path, assigned: Sequence[Crop], models: dict[str, Callabl
         items = by_gen[gen_name]
         for s in range(0, len(items), CHUNK):
             part = items[s:s + CHUNK]
-            _write_chunk(out, gen_name, part, models, patch, rows, psnr, bar)
+            _write_chunk(out, gen_name, part, models, patch, rows, psnr, bar, post, seed)
     bar.close()
     return rows, psnr
 

@@ -19,8 +19,8 @@ from .._version import __version__
 from ..errors import FakebenchError
 
 #: the verbs, in the order ``--help`` lists them (module name under fakebench.cli)
-VERBS = ("listing", "data", "train", "evaluate", "merge", "report", "compare", "demo", "attack", "transfer",
-         "spectrum", "robustness", "forensics")
+VERBS = ("listing", "data", "audit", "train", "evaluate", "merge", "report", "compare", "demo", "attack",
+         "transfer", "spectrum", "robustness", "forensics")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,12 @@ from typing import Any
 
 def run_builtin(args: argparse.Namespace) -> int:
     from ..builtin import MANIFEST, build_builtin
+    from ..builtin.build import DEFAULT_POSTPROCESS
 
+    tae = False if args.no_tae else args.tae_weights
     path = build_builtin(
-        args.out, real_dirs=args.real_dirs or (), tae_weights=args.tae_weights, patch=args.patch,
+        args.out, real_dirs=args.real_dirs or (), tae_weights=tae, patch=args.patch,
+        postprocess=None if args.no_postprocess else DEFAULT_POSTPROCESS,
         seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
         train_steps=args.train_steps, include_bundled=not args.no_bundled,
         progress=not args.no_progress,
@@ -26,13 +29,18 @@ def add_parser(sub: Any) -> None:
         "builtin", help="build (or reuse) the built-in real-vs-generated benchmark",
         description="Cut the bundled scikit-image photographs (and --real-dir folders) into patches; "
                     "pass disjoint crops through four tiny autoencoders (tconv, nearest, bilinear, "
-                    "pixelshuffle) and optionally a TAESD-family round trip; write PNGs + manifest.csv. "
+                    "pixelshuffle) and a TAESD-family round trip (the packaged TAEF2 weights); pass every "
+                    "patch, real or fake, through the same random resize / JPEG; write PNGs + manifest.csv. "
                     "bilinear and the TAE are held out of train/val.")
     p.add_argument("--out", required=True, help="dataset folder (reused when the settings match)")
     p.add_argument("--real-dir", dest="real_dirs", action="append", default=[], metavar="DIR",
                    help="extra folder of real photographs (repeatable)")
     p.add_argument("--tae-weights", default=None, metavar="DIR",
-                   help="folder with a TAESD-family *_encoder.pth / *_decoder.pth pair (e.g. taef2)")
+                   help="folder with a TAESD-family *_encoder.pth / *_decoder.pth pair (default: the TAEF2 "
+                        "weights packaged with fakebench)")
+    p.add_argument("--no-tae", action="store_true", help="no latent-autoencoder generator")
+    p.add_argument("--no-postprocess", action="store_true",
+                   help="write patches without the shared random resize / JPEG (both classes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patch", type=int, default=64, help="patch side in pixels (multiple of 8)")
     p.add_argument("--n-train", type=int, default=1200, help="target train patches")

@@ -15,8 +15,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         exp.output = Path(args.output).resolve()
     prep = prepare(exp)  # every config error surfaces here, before any work
-    store = evaluate(exp, progress=not (args.no_progress or args.quiet), prepared=prep)
     rank, world, _ = dist_info()
+    if not args.no_audit and rank == 0:
+        from .audit import summary_line
+
+        print(summary_line(prep.samples), flush=True)
+    store = evaluate(exp, progress=not (args.no_progress or args.quiet), prepared=prep)
     if store.name != STORE_FILE:  # a torchrun rank whose shards are not (all) merged here
         print(f"rank {rank}/{world}: shard {store}" + ("" if rank else "; merge with `fakebench merge`"))
         return 0
@@ -32,4 +36,5 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--output", default=None,
                    help="output folder instead of the config's (e.g. each node's own disk under torchrun)")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-audit", action="store_true", help="skip the shortcut audit line (fakebench audit)")
     s.set_defaults(func=run)

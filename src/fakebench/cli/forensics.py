@@ -74,7 +74,9 @@ def cmd_perspective(args: argparse.Namespace) -> int:
     if args.auto:
         from ..forensics.auto import AutoConfig, analyze_perspective_auto
 
-        res = analyze_perspective_auto(img, AutoConfig(seed=args.seed))
+        extra = {k: v for k, v in (("min_long_segments", args.min_long_segments),
+                                   ("vp_min_long", args.vp_min_long)) if v is not None}
+        res = analyze_perspective_auto(img, AutoConfig(seed=args.seed, **extra))
     else:
         from ..forensics.annotations import load_perspective
         from ..forensics.perspective import analyze_perspective
@@ -108,4 +110,9 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--auto", action="store_true", help="detect line segments and vanishing points automatically")
     s.add_argument("--out", required=True, help="folder for <image>_perspective.json and .png")
     s.add_argument("--seed", type=int, default=0, help="seed of the automatic mode (Hough, RANSAC)")
+    s.add_argument("--min-long-segments", type=int, default=None,
+                   help="--auto: abstain with fewer long segments (>= 15%% of the shorter side; default 8, 0: never)")
+    s.add_argument("--vp-min-long", type=int, default=None,
+                   help="--auto: long segments a vanishing point needs to count as well supported; abstain "
+                        "without two (default 4, 0 with --min-long-segments 0: never abstain)")
     s.set_defaults(func=cmd_perspective)

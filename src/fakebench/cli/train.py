@@ -11,17 +11,27 @@ from ._common import parse_options, parse_value
 
 def run(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, train_detector
+    from .audit import audit_samples, summary_line
+
+    data = _dataset(args)
+    if not args.no_audit:
+        from ..detectors import card
+        from ..train.distributed import dist_env
+
+        card(args.detector)  # an unknown name is the first error, before the data is read
+        if dist_env()[0] == 0:
+            print(summary_line(data if isinstance(data, list) else audit_samples(args.data)), flush=True)
 
     opts = {k: v for k, v in {"arch": args.arch, "width": args.width, "prototype": args.prototype}.items()
             if v is not None}
     if args.freeze:
         opts["freeze"] = True
     opts.update(parse_options(args.det_opt or [], "--det-opt"))
-    data = _dataset(args)
     explicit = {"epochs": args.epochs, "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
                 "crop": args.crop, "blur_prob": args.blur_prob, "jpeg_prob": args.jpeg_prob, "patience": args.patience,
                 "seed": args.seed, "progress": not args.no_progress, "share_prob": args.share_prob,
-                "schedule": args.schedule, "init": args.init, "device": args.device}
+                "schedule": args.schedule, "init": args.init, "device": args.device,
+                "eval_crop": args.eval_crop or None}
     if args.recipe:
         from ..train.recipes import get_recipe, recipe_config
 
@@ -46,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
 
     if dist_env()[0] != 0:  # torchrun: rank 0 saved and reports
         return 0
+    crop = getattr(det, "crop", None)
     print(f"saved {args.detector} to {args.out}: best val AUC {hist['best_val_auc']:.4f}, "
-          f"threshold {det.threshold:.3f}, {hist['seconds']:.0f} s, {len(hist['bad_files'])} bad files skipped")
+          f"threshold {det.threshold:.3f}, {hist['seconds']:.0f} s, {len(hist['bad_files'])} bad files skipped; "
+          f"evaluation preprocessing: {f'centre crop {crop}' if crop else 'whole image'}")
     return 0
 
 
@@ -88,7 +100,10 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--max-steps", type=int, default=None)
     s.add_argument("--batch-size", type=int, default=None)
     s.add_argument("--lr", type=float, default=None)
-    s.add_argument("--crop", type=int, default=None)
+    s.add_argument("--crop", type=int, default=None, help="random training crop (default: the family's recipe)")
+    s.add_argument("--eval-crop", type=int, default=None,
+                   help="evaluation preprocessing saved in the checkpoint: centre crop of N px inside the detector, "
+                        "applied by validation, evaluate and attack alike (default: whole images)")
     s.add_argument("--blur-prob", type=float, default=None)
     s.add_argument("--jpeg-prob", type=float, default=None)
     s.add_argument("--share-prob", type=float, default=None,
@@ -98,6 +113,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK per process)")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-audit", action="store_true", help="skip the shortcut audit line (fakebench audit)")
     g = s.add_argument_group("adversarial training (fakebench.defenses.adversarial)")
     g.add_argument("--adv", choices=["pgd", "trades", "fgsm-rs"], default=None)
     g.add_argument("--adv-eps", default="4/255", help="Linf budget (default 4/255)")

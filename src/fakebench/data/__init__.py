@@ -20,10 +20,11 @@ from .loaders import (
     list_image_files,
     load_dataset,
     select,
+    select_split,
     split_samples,
 )
 
 __all__ = [
     "FAKE", "MANIFEST_NAME", "REAL", "SPLITS", "Sample", "from_cnndetection", "from_folders", "from_manifest",
-    "list_image_files", "load_dataset", "select", "split_samples",
+    "list_image_files", "load_dataset", "select", "select_split", "split_samples",
 ]

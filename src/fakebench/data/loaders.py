@@ -200,11 +200,12 @@ def _normalize_split(value: str) -> str:
     return _SPLIT_ALIASES.get(v, v)
 
 
-def from_manifest(csv_path: PathLike) -> list[Sample]:
+def from_manifest(csv_path: PathLike, root: PathLike | None = None) -> list[Sample]:
     """Samples listed in a CSV file with a header holding ``path,label`` and optionally
     ``generator``, ``split``, ``source`` (column names are case-insensitive).
 
-    ``path`` is relative to the CSV's folder. Labels are ``0``/``1``/``real``/``fake``.
+    ``path`` is relative to ``root`` (default: the CSV's folder), so a split file can live
+    outside a read-only dataset; every path must stay inside ``root``. Labels are ``0``/``1``/``real``/``fake``.
     Missing generators become ``"unknown"`` for synthetic images; reals always get
     ``"real"``. A missing ``source`` becomes the name of the CSV's folder. Split aliases
     (``validation``, ``valid``, ``training``, ``testing``) map to ``val``/``train``/``test``.
@@ -218,7 +219,9 @@ def from_manifest(csv_path: PathLike) -> list[Sample]:
     cp = Path(csv_path)
     if not cp.is_file():
         raise DataError(f"{cp}: manifest not found")
-    base = Path(_abs(cp.parent))
+    if root is not None and not Path(root).is_dir():
+        raise DataError(f"{cp}: root {root} is not a folder")
+    base = Path(_abs(Path(root) if root is not None else cp.parent))
     base_real = base.resolve()
     default_source = base.name
     samples: list[Sample] = []
@@ -277,14 +280,16 @@ def _safe_join(base: Path, base_real: Path, rel: str, where: str) -> str:
     return _abs(joined)
 
 
-def load_dataset(path: PathLike, format: str | None = None, **options: object) -> list[Sample]:
+def load_dataset(path: PathLike, format: str | None = None, *, root: PathLike | None = None,
+                 **options: object) -> list[Sample]:
     """Detect the layout of ``path`` and load it (see the module docstring for the order).
 
     ``format`` names a public benchmark's release layout (``truefake``, ``genimage``,
     ``synthbuster``, ``cnndetection``; :mod:`fakebench.data.benchmarks`) and ``options`` go to
     its loader (TrueFake: ``ids``, ``split_file``, ``split``). Without ``format`` a TrueFake
     tree (``PreSocial/``, ``Facebook/``, ... holding ``Real/`` / ``Fake/``) and the CNNDetection
-    release (``train/``, ``val/``, ``test/`` holding ``0_real`` / ``1_fake``) are recognised too."""
+    release (``train/``, ``val/``, ``test/`` holding ``0_real`` / ``1_fake``) are recognised too.
+    ``root``: the folder a manifest's paths are relative to (manifests only)."""
     from . import benchmarks
 
     p = Path(path)
@@ -294,10 +299,12 @@ def load_dataset(path: PathLike, format: str | None = None, **options: object) -
         return benchmarks.load_format(format, p, **options)  # type: ignore[arg-type]
     if p.is_file():
         if p.suffix.lower() == ".csv":
-            return from_manifest(p)
+            return from_manifest(p, root)
         raise DataError(f"{p}: a dataset file must be a .csv manifest")
     if (p / MANIFEST_NAME).is_file():
-        return from_manifest(p / MANIFEST_NAME)
+        return from_manifest(p / MANIFEST_NAME, root)
+    if root is not None:
+        raise DataError(f"{p}: root is only for a .csv manifest (this is a folder layout)")
     if (p / "real").is_dir() and (p / "fake").is_dir():
         return from_folders(p)
     if benchmarks.looks_like_truefake(p):
@@ -345,6 +352,18 @@ def select(samples: Sequence[Sample], split: str | Sequence[str] | None = None,
             keep = np.sort(np.random.default_rng(seed).permutation(len(out))[: int(limit)])
             out = [out[i] for i in keep]
     return out
+
+
+def select_split(samples: Sequence[Sample], split: str | Sequence[str] | None, where: str = "dataset"
+                 ) -> list[Sample]:
+    """``select(samples, split=split)``, but one clear line when no sample carries a split at
+    all (a manifest without a ``split`` column, or a folder layout) instead of an empty list."""
+    if split is None or split == "all":
+        return list(samples)
+    if samples and not any(s.split for s in samples):
+        raise DataError(f"{where}: split {split!r} asked for, but the dataset has no split column (no sample "
+                        "carries a split); drop 'split' to use every sample, or add a split column to the manifest")
+    return select(samples, split=split)
 
 
 def _group_seed(seed: int, label: int, generator: str) -> list[int]:

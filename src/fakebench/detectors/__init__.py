@@ -75,14 +75,25 @@ def _read_config(d: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return name, dict(options), cfg
 
 
-def load(directory: str | Path) -> "Detector":
-    """Load a detector saved by :meth:`Detector.save` (safetensors + config.json). Every
-    problem with the folder (config fields, weights file) is one CheckpointError line."""
+def load(directory: str | Path, **overrides: Any) -> "Detector":
+    """Load a detector saved by :meth:`Detector.save` (safetensors + config.json).
+
+    ``overrides`` replace saved options that only change preprocessing (the card's
+    ``preprocessing_options``, e.g. ``crop``); any other option raises one ConfigError line,
+    since it would not apply to the saved weights."""
     from ..io import load_safetensors
     from .base import load_state_dict_strict
 
     d = Path(directory)
     name, options, cfg = _read_config(d)
+    if overrides:
+        allowed = tuple(getattr(REGISTRY.card(name), "preprocessing_options", ()))
+        refused = sorted(set(overrides) - set(allowed))
+        if refused:
+            can = f"only {', '.join(allowed)} can be changed" if allowed else "none can be changed"
+            raise ConfigError(f"{d}: option(s) {', '.join(refused)} do not apply to a saved {name} checkpoint "
+                              f"({can}; the rest is fixed by the weights)")
+        options = {**options, **overrides}
     try:
         det = create(name, **options)
     except FakebenchError as exc:

@@ -94,11 +94,18 @@ class Detector(nn.Module):
         """Named internal layers usable by feature-space attacks (mimicry) and defenses."""
         return {}
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What ``forward`` does to an image before the network, from the card's
+        ``preprocessing_options`` (e.g. ``{"crop": 48}``; ``None`` = whole image)."""
+        card = self.card
+        return {k: getattr(self, k, self.options.get(k)) for k in getattr(card, "preprocessing_options", ())}
+
     # -- persistence -----------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:
         return {
             "detector": self.registry_name,
             "options": self.options,
+            "preprocessing": self.preprocessing(),
             "threshold": float(self.threshold),
             "meta": self.meta,
         }

@@ -73,7 +73,7 @@ CARDS: tuple[DetectorCard, ...] = (
         input_size="whole image (crop= centre-crops larger images)",
         # "Blur+JPEG (0.5)": each augmentation with probability 0.5; Adam lr 1e-4, batch 64, crop 224
         recipe={"blur_prob": 0.5, "jpeg_prob": 0.5, "crop": 224, "lr": 1e-4, "batch_size": 64},
-        demo="trained"),
+        preprocessing_options=("crop",), demo="trained"),
     DetectorCard(
         name="res50nodown", factory=_M + "resnet:build_res50nodown", paper=RES50NODOWN_PAPER,
         summary="ResNet-50 without early downsampling (official: GANimageDetection/DMimageDetection 'model')",
@@ -87,7 +87,7 @@ CARDS: tuple[DetectorCard, ...] = (
         input_size="whole image; above 1536 px on both sides the mean over 1024-px tiles",
         # our reading of the papers: blur + JPEG augmentation as Wang et al., small random crops
         recipe={"blur_prob": 0.1, "jpeg_prob": 0.1, "crop": 96, "lr": 1e-4, "batch_size": 64},
-        demo="trained"),
+        preprocessing_options=("crop", "tile_limit", "tile"), demo="trained"),
     _clip_card("univfd", UNIVFD_PAPER,
                "frozen CLIP ViT-L/14 + linear layer on the 768-d embedding (official head: UniversalFakeDetect "
                "fc_weights.pth)", "huggingface.co/timm/vit_large_patch14_clip_224.openai",

@@ -65,6 +65,13 @@ class AutoConfig:
         min_segments: fewer detected segments than this: no decision.
         focal_range: focal lengths searched, times the longer image side.
         max_unexplained: above this score the verdict is "inconsistent".
+        long_fraction: a segment at least this fraction of the shorter image side is "long".
+        min_long_segments: fewer long segments than this: no decision (abstain).
+        vp_min_long: a selected vanishing point is well supported when at least this many long
+            segments point at it; fewer than two well-supported, camera-consistent vanishing
+            points: no decision (abstain). The score is still computed and reported.
+            ``min_long_segments = vp_min_long = 0`` switches the abstention off
+            (:data:`NO_ABSTENTION`).
     """
 
     seed: int = 0
@@ -85,6 +92,14 @@ class AutoConfig:
     orthogonality_deg: float = 2.0
     focal_range: tuple[float, float] = (0.3, 5.0)
     max_unexplained: float = 0.15
+    long_fraction: float = 0.15
+    min_long_segments: int = 8
+    vp_min_long: int = 4
+
+
+#: AutoConfig overrides that switch the weak-evidence abstention off (small rendered scenes,
+#: whose box edges are short, are then judged; real photographs mostly should not be)
+NO_ABSTENTION = {"min_long_segments": 0, "vp_min_long": 0}
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -274,6 +289,25 @@ def select_vanishing_points(seg: np.ndarray, candidates: list[tuple[np.ndarray, 
     return best
 
 
+def _weak_evidence(seg: np.ndarray, length: np.ndarray, vps: list[np.ndarray], focal: float | None,
+                   hw: tuple[int, int], cfg: AutoConfig) -> str:
+    """Why the line evidence is too weak for a verdict ('' when it is not): too few long
+    segments, or fewer than two camera-consistent vanishing points with ``cfg.vp_min_long`` long
+    segments each. Real photographs (faces, plants, clutter) leave many segments that point at
+    no vanishing point; without strong converging structure that is no evidence of tampering."""
+    if cfg.min_long_segments <= 0 and cfg.vp_min_long <= 0:  # abstention switched off
+        return ""
+    long = length >= cfg.long_fraction * min(hw)
+    if int(long.sum()) < cfg.min_long_segments:
+        return (f"only {int(long.sum())} long segments (>= {cfg.long_fraction:.0%} of the shorter side; "
+                f"need {cfg.min_long_segments})")
+    strong = sum(int((_inlier_mask(seg, v, cfg) & long).sum()) >= cfg.vp_min_long for v in vps)
+    if focal is None or strong < 2:
+        return (f"{strong if focal is not None else min(strong, 1)} well-supported camera-consistent vanishing "
+                f"point(s) (>= {cfg.vp_min_long} long segments each; need 2)")
+    return ""
+
+
 def analyze_perspective_auto(image: np.ndarray, cfg: AutoConfig = AutoConfig(),
                              tolerance_deg: float = 2.0) -> PerspectiveResult:
     """Detect segments in ``image`` (H, W[, 3], [0, 1]), group them by vanishing point and analyse.
@@ -343,6 +377,11 @@ def analyze_perspective_auto(image: np.ndarray, cfg: AutoConfig = AutoConfig(),
            f"through two vanishing points) not counted") if ambiguous.any() else ""
     res.notes.append(f"{len(seg)} segments, {len(cands)} candidate and {len(groups)} selected vanishing points, "
                      f"{int(rest.sum())} segments unexplained ({100 * frac:.1f}% of the counted segment length){amb}")
+    weak = _weak_evidence(seg, length, [cands[i][0] for i in chosen], focal, (int(H), int(W)), cfg)
+    if weak:
+        res.decidable = False
+        res.notes.append(f"{weak}: no decision (the score is reported, the verdict abstains)")
+        return res
     if frac > cfg.max_unexplained:
         res.issues.append(f"{100 * frac:.1f}% of the line-segment length points at none of the scene's "
                           f"vanishing points (> {100 * cfg.max_unexplained:.0f}%)")

@@ -471,6 +471,16 @@ def _tiled_apply(fn: nn.Module, x: torch.Tensor, in_factor: int, out_factor: int
     return out / norm
 
 
+#: the TAEF2 weights shipped inside the package (MIT, Ollin Boer Bohan, github.com/madebyollin/taesd)
+PACKAGED_TAEF2 = Path(__file__).resolve().parents[1] / "weights" / "taef2"
+
+
+def packaged_taef2() -> Path | None:
+    """The packaged TAEF2 folder when its encoder/decoder pair is installed, else None."""
+    d = PACKAGED_TAEF2
+    return d if (d / "taef2_encoder.pth").is_file() and (d / "taef2_decoder.pth").is_file() else None
+
+
 def load_tae(path: PathLike, name: str | None = None) -> TinyAutoencoder:
     """Shortcut for :meth:`TinyAutoencoder.from_dir`."""
     return TinyAutoencoder.from_dir(path, name=name)

@@ -208,6 +208,14 @@ def _write_markdown(out: Path, title: str, run: str, summary: list[dict[str, Any
             lines.append(f"- **{s['detector']}**: " + ", ".join(
                 f"{g} {_fmt('auc', v)}" for g, v in s["auc_by_generator"].items()))
         lines.append("")
+    paired = [s for s in gens if s.get("auc_by_generator_paired")]
+    if paired:
+        head = "## Clean AUC per generator, paired (the generator's fakes vs its own reals, `<gen>/0_real` vs `<gen>/1_fake`)"
+        lines += [head, "", "| detector | generator | AUC, own reals | AUC, all reals |", "| --- | --- | --- | --- |"]
+        for s in paired:
+            lines += [f"| {s['detector']} | {g} | {_fmt('auc', v)} | {_fmt('auc', s['auc_by_generator'][g])} |"
+                      for g, v in s["auc_by_generator_paired"].items()]
+        lines.append("")
     lines += generator_share_tables(summary) + sharing_vs_real_lines(copies)
     rej = [s for s in summary if s.get("rejected") is not None]
     if rej:

@@ -50,6 +50,12 @@ def _rejected_rate(rows: list[dict[str, Any]], mask: np.ndarray) -> float | None
     return float(np.mean(vals)) if vals else None
 
 
+def _own_real(sample: str, generator: str) -> bool:
+    """Whether a real sample (its store id: the path relative to the dataset root) lies in the
+    generator's own folder, as in the CNNDetection layout ``<generator>/[<class>/]0_real``."""
+    return sample.replace("\\", "/").split("/", 1)[0] == generator
+
+
 def summarize_run(store: Store, run: str, ci_resamples: int = 1000) -> list[dict[str, Any]]:
     """One dict of metrics per (detector, attack, params) of ``run``, clean rows first.
 
@@ -88,10 +94,14 @@ def summarize_run(store: Store, run: str, ci_resamples: int = 1000) -> list[dict
             asr = {"rate": float("nan"), "rate_on_correct": float("nan"), "n": 0}
             attacked = np.zeros_like(y, dtype=bool)
         col = lambda k: np.array([r[k] for r in rows], dtype=float)[attacked]  # noqa: E731
-        by_gen = {}
+        by_gen, paired = {}, {}
         for g in sorted({r["generator"] for r in rows if r["label"] == 1}):
             m = real | np.array([r["generator"] == g and r["label"] == 1 for r in rows])
             by_gen[g] = metrics.auc(y[m], adv[m])
+            own = real & np.array([_own_real(r["sample"], g) for r in rows])
+            if own.any():  # CNNDetection protocol: <gen>/0_real vs <gen>/1_fake
+                m = own | np.array([r["generator"] == g and r["label"] == 1 for r in rows])
+                paired[g] = metrics.auc(y[m], adv[m])
         out.append({
             "detector": det, "attack": atk, "params": params, "label": describe_params(params),
             "direction": direction, "eps": float(threat.get("eps", 0.0)) if threat else 0.0,
@@ -105,6 +115,7 @@ def summarize_run(store: Store, run: str, ci_resamples: int = 1000) -> list[dict
             "auc_ci": (metrics.bootstrap_auc_ci(y, adv, n=ci_resamples) if ci_resamples > 0
                        else (float("nan"), float("nan"))),
             "by_generator_share": by_generator_share(rows, adv, thr),
+            "auc_by_generator_paired": paired,
         })
     out.sort(key=lambda d: (d["detector"], d["attack"] != "clean", d["attack"], d["direction"], d["eps"], d["label"]))
     return out

@@ -71,6 +71,7 @@ def parse_value(v: Any, where: str = "config", _budget: list[int] | None = None,
 class DatasetSpec:
     path: Path
     split: str | None = None
+    root: Path | None = None  # a manifest's paths are relative to this (default: its folder)
     generators: list[str] | None = None
     limit: int | None = None
     max_pixels: int | None = None
@@ -83,7 +84,7 @@ class DatasetSpec:
         """The dataset's samples (:func:`fakebench.data.load_dataset`), before selection."""
         from ..data import load_dataset
 
-        return load_dataset(self.path, format=self.format, **self.options)
+        return load_dataset(self.path, format=self.format, root=self.root, **self.options)
 
 
 @dataclass
@@ -233,9 +234,17 @@ def _dataset_spec(ds: dict[str, Any], base: Path, source: str) -> DatasetSpec:
     ``max_pixels``, and for public benchmarks ``format`` with its loader's options."""
     where = f"{source}.dataset"
     _unknown(ds, _DATASET_KEYS, where, show_known=True)
+    # ``root`` alone: a public benchmark's root (a path alias); with ``path`` (a .csv manifest):
+    # the folder the manifest's paths are relative to (a split file outside a read-only dataset)
+    key = "path" if "path" in ds else "root"
+    manifest_root = None
     if "path" in ds and "root" in ds:
-        raise ConfigError(f"{where}: give 'path' or 'root', not both")
-    key = "root" if "root" in ds else "path"
+        manifest_root = _path(base, ds["root"], f"{where}.root")
+        if not str(ds["path"]).lower().endswith(".csv"):
+            raise ConfigError(f"{where}.root: with 'path', root is a .csv manifest's base folder; "
+                              f"{ds['path']} is not a .csv manifest")
+        if not manifest_root.is_dir():
+            raise ConfigError(f"{where}.root: {manifest_root} is not a folder")
     split = _names(ds.get("split"), f"{where}.split")
     options: dict[str, Any] = {}
     if ds.get("ids") is not None:
@@ -253,6 +262,7 @@ def _dataset_spec(ds: dict[str, Any], base: Path, source: str) -> DatasetSpec:
         max_pixels=_int(ds["max_pixels"], f"{where}.max_pixels", 1) if ds.get("max_pixels") else None,
         format=str(ds["format"]) if ds.get("format") else None,
         options=options,
+        root=manifest_root,
     )
     if not _exists(spec.path, f"{where}.{key}"):
         raise ConfigError(f"{where}.{key}: {spec.path} does not exist")

@@ -31,7 +31,7 @@ import torch
 from .. import attacks as attack_registry
 from .. import detectors as detector_registry
 from ..attacks.base import target_mask
-from ..data import Sample, select
+from ..data import Sample, select, select_split
 from ..data.pipeline import iter_batches
 from ..errors import CheckpointError, ConfigError, FakebenchError
 from ..io import DEFAULT_MAX_PIXELS, safe_text
@@ -169,14 +169,18 @@ def prepare(exp: Experiment) -> Prepared:
         samples = exp.dataset.load()
     except FakebenchError as exc:
         raise ConfigError(f"dataset.path: {exc}") from None
-    samples = select(samples, split=exp.dataset.split, generators=exp.dataset.generators, limit=exp.dataset.limit)
+    try:
+        samples = select_split(samples, exp.dataset.split, f"dataset.split ({exp.dataset.path})")
+    except FakebenchError as exc:
+        raise ConfigError(str(exc)) from None
+    samples = select(samples, generators=exp.dataset.generators, limit=exp.dataset.limit)
     if not samples:
         raise ConfigError(f"dataset: no samples in {exp.dataset.path} (split={exp.dataset.split!r}, "
                           f"generators={exp.dataset.generators!r})")
     dets: dict[str, torch.nn.Module] = {}
     for spec in exp.detectors:
         try:
-            det = detector_registry.load(spec.checkpoint) if spec.checkpoint else \
+            det = detector_registry.load(spec.checkpoint, **spec.options) if spec.checkpoint else \
                 detector_registry.create(str(spec.detector), **spec.options)
         except CheckpointError as exc:
             if not spec.optional:
@@ -205,7 +209,7 @@ def prepare(exp: Experiment) -> Prepared:
                 log.warning("skipping %s on %s: the attack needs gradients and the detector is not differentiable",
                             aname, dname)
                 skipped.add((dname, aname))
-    p = exp.dataset.path.resolve()
+    p = (exp.dataset.root or exp.dataset.path).resolve()
     prep = Prepared(exp, samples, dets, atks, skipped, p if p.is_dir() else p.parent)
     seen: dict[str, int] = {}
     for s in samples:

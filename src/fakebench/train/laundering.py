@@ -140,7 +140,9 @@ def _builtin_manifest(out: Path, builtin: str | Path | None, seed: int, progress
     if builtin is None:
         from ..builtin import build_builtin
 
-        opts: dict[str, Any] = {"seed": seed, "progress": progress}
+        # only the real patches are used: no TAE family of its own (its fakes would join the
+        # laundered class) and no shared post-processing (the reals stay as photographed)
+        opts: dict[str, Any] = {"seed": seed, "progress": progress, "tae_weights": False, "postprocess": None}
         opts.update(builtin_options or {})
         builtin = build_builtin(out / "builtin", **opts)
     bpath = Path(builtin)
