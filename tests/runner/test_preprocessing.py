@@ -78,7 +78,7 @@ def test_checkpoint_options_apply_or_are_refused(trained, tmp_path):
     manifest, ck = trained
     prep = prepare(load_experiment(_config(tmp_path, manifest, ck, {"crop": 16})))
     assert prep.detectors["mine"].crop == 16
-    with pytest.raises(ConfigError, match=r"detectors\[mine\].*width do not apply.*only crop can be changed"):
+    with pytest.raises(ConfigError, match=r"detectors\[0\] \(mine\).*width do not apply.*only crop can be changed"):
         prepare(load_experiment(_config(tmp_path, manifest, ck, {"width": 16})))
     # the crop really changes the scores (it is applied, not ignored)
     base = _clean_scores(evaluate(load_experiment(_config(tmp_path / "a", manifest, ck)), progress=False))
