@@ -81,3 +81,7 @@ def test_too_few_steps_warns(tmp_path, caplog):
         _, hist = train_detector("cnnspot", data, tmp_path / "ck", TrainConfig(epochs=1, batch_size=8, progress=False),
                                  arch="resnet10", width=8)
     assert hist["warnings"] and "optimiser steps" in caplog.text
+    _, hist = train_detector("cnnspot", data, tmp_path / "ft", TrainConfig(epochs=1, batch_size=8, progress=False,
+                                                                           init=str(tmp_path / "ck")),
+                             arch="resnet10", width=8)
+    assert hist["warnings"] == []  # fine-tuning a trained checkpoint: few steps are expected

@@ -307,7 +307,8 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
     opt = torch.optim.Adam(det.parameters(), lr=float(cfg.lr), weight_decay=cfg.weight_decay)
     total = cfg.max_steps or cfg.epochs * max(len(dl), 1)
     sched = _schedule(opt, cfg, total)
-    few = few_steps_warning(total, len(dl), len(train), int(cfg.batch_size))
+    # fine-tuning from a checkpoint (cfg.init) starts from a trained detector: no warning then
+    few = "" if cfg.init else few_steps_warning(total, len(dl), len(train), int(cfg.batch_size))
     eval_tf = None  # validation = evaluation: whole images, the detector's own preprocessing (its crop option)
     best_auc, best_state, bad_epochs, step = -1.0, None, 0, 0
     history: dict[str, Any] = {"config": asdict(cfg), "epochs": [], "warnings": [few] if few else []}
