@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--ft-epochs", type=int, default=20, help="epochs of each adversarial fine-tuning of cnnspot")
     ap.add_argument("--scratch-epochs", type=int, default=30,
                     help="epochs of res50nodown PGD-AT from scratch (0: skip that row)")
-    ap.add_argument("--only", default=None, help="comma-separated subset of the rows to evaluate")
+    ap.add_argument("--only", default=None, help="semicolon-separated subset of the rows to evaluate")
     ap.add_argument("--groups", default="base,cheap,trained,finetuned,scratch",
                     help="rows to build and evaluate: base (undefended), cheap (purifiers, kNN, TRIM: no training), "
                          "trained (the demo's res50nodown-at, its ensemble, smoothing), finetuned (cnnspot PGD-AT / "
@@ -141,11 +141,11 @@ def main() -> None:
         "purify resize-pad (cnnspot)": ("cheap", purify("resize-pad")),
         "knn-detect distance on stem (cnnspot)": ("cheap", knn),
         "trim-style (cnnspot)": ("cheap", trim),
-        "res50nodown pgd-at evade (fine-tuned 6 epochs, as the demo)": ("trained", demo_at),
+        "res50nodown pgd-at evade (fine-tuned 6 epochs as the demo)": ("trained", demo_at),
         "ensemble mean: cnnspot + res50nodown-at": ("trained", lambda: detectors.create(
             "ensemble", members={"cnnspot": trained("cnnspot", clean), "res50nodown-at": demo_at()})),
         "smoothed sigma=0.12": ("trained", smoothed),
-        "cnnspot pgd-at both, clean mix 0.5": ("finetuned", adv(
+        "cnnspot pgd-at both with clean mix 0.5": ("finetuned", adv(
             "cnn-pgd-both", AdvConfig("pgd", eps, steps=5, direction="both", clean_weight=0.5, warmup=300), epochs=ft)),
         "cnnspot trades evade": ("finetuned", adv(
             "cnn-trades-evade", AdvConfig("trades", eps, steps=5, direction="evade", beta=6.0, warmup=300), epochs=ft)),
@@ -159,7 +159,9 @@ def main() -> None:
             "r50nd-pgd-evade-scratch", AdvConfig("pgd", eps, steps=3, direction="evade", warmup=300), init=False,
             detector="res50nodown", epochs=args.scratch_epochs, lr=1e-3))
     groups = {g.strip() for g in args.groups.split(",")}
-    keep = {k.strip() for k in args.only.split(",")} if args.only else None
+    keep = {k.strip() for k in args.only.split(";")} if args.only else None
+    if keep is not None and keep - set(rows):
+        raise SystemExit(f"--only: no row named {sorted(keep - set(rows))} (rows: {sorted(rows)})")
     unknown = groups - {"base", "cheap", "trained", "finetuned", "scratch"}
     if unknown:
         raise SystemExit(f"--groups: unknown {sorted(unknown)}")
