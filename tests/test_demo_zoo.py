@@ -131,7 +131,7 @@ def test_missing_weights_of_a_required_detector_is_one_config_line(tmp_path, tin
     exp = load_experiment(path)
     # relative weight paths resolve against the config's folder; a CLIP tag stays a tag
     assert exp.detectors[0].options["backbone_weights"] == str(tmp_path / "nope.safetensors")
-    with pytest.raises(ConfigError, match=r"detectors\[univfd\].*nope.safetensors") as e:
+    with pytest.raises(ConfigError, match=r"detectors\[0\] \(univfd\).*nope.safetensors") as e:
         prepare(exp)
     assert "\n" not in str(e.value)
     cfg["detectors"] = [{"detector": "univfd", "options": {"pretrained": "openai"}}]

@@ -169,7 +169,7 @@ from _bench import asr, auc, bench, scores, train_config  # noqa: E402,F401  (se
 def test_lsb_attack_lowers_auc(bench):
     """Carlini & Farid report AUC 0.95 -> 0.0005 for a full ResNet-50 on full-size images; the
     CPU-sized detector on 64-px patches is far less sensitive to one grey level (measured,
-    seed 0: AUC 0.876 -> 0.839 with LSB flips), so this asserts a drop of at least 0.02 and the
+    seed 0: AUC 0.836 -> 0.812 with LSB flips), so this asserts a drop of at least 0.02 and the
     relative strength of LSB vs +-1 grey level, not a collapse."""
     det = bench.detector
     x, y = bench.x, bench.y
@@ -190,7 +190,7 @@ def test_lsb_attack_lowers_auc(bench):
 
 
 def test_transfer_is_weaker_than_white_box(bench, tmp_path_factory):
-    """Measured (seed 0): white-box success 1.0, transfer 0.0 at 4/255 (and 0.0 at 8/255 from
+    """Measured (seed 0): white-box success 0.94, transfer 0.0 at 4/255 (and 0.0 at 8/255 from
     a surrogate trained on a separately built benchmark): between independently trained tiny
     CNNs on these patches the transferred perturbation lowers the target's mean logit no more
     than random +-eps noise does (1.49 -> 1.39 vs 1.37), in line with De Rosa et al.'s weak
