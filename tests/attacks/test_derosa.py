@@ -172,7 +172,7 @@ def test_deepfool_flips_a_linear_decision_in_one_step():
 
 # -- on the built-in benchmark with a trained detector ---------------------------------------
 
-from _bench import _load, asr, build_bench
+from _bench import _load, asr, build_bench, scores, threshold  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +241,32 @@ def test_uap_fools_half_of_the_held_out_fakes_at_8_255(trained):
     assert rate >= 0.5 and rate >= noise_rate + 0.25
     d = adv - bench.fake_x
     assert float(d.abs().max()) <= 8 / 255 + 1e-6
+
+
+@pytest.mark.slow
+def test_uap_fools_half_of_the_demo_cnnspots_held_out_fakes_at_8_255(demo_run):
+    """The issue's setting: the demo's own cnnspot (``fakebench demo``, seed 0). The UAP is fitted
+    on 96 training-split fakes and judged on test-split fakes the detector gets right (held out,
+    generators the fit never saw included)."""
+    from fakebench import detectors
+    from fakebench.data import load_dataset, select
+
+    out, _ = demo_run
+    det = detectors.load(out / "checkpoints" / "cnnspot").eval()
+    samples = load_dataset(out / "data" / "manifest.csv")
+    fakes = {split: [s for s in select(samples, split=split) if int(s.label) == 1] for split in ("train", "test")}
+    xf = _load(fakes["train"], 96)
+    xt = _load(fakes["test"], 200, tuple(xf.shape[-2:]))
+    xt = xt[scores(det, xt) > threshold(det)][:64]
+    assert len(xt) >= 32
+    atk = attacks.create("uap", preset="derosa2024", seed=0)
+    atk.fit(det, xf, torch.ones(len(xf), dtype=torch.long))
+    yt = torch.ones(len(xt), dtype=torch.long)
+    rate = asr(det, atk(det, xt, yt))
+    noise = (torch.randint(0, 2, (1, *xt.shape[1:]), generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    noise_rate = asr(det, (xt + noise * 8 / 255).clamp(0, 1))
+    print(f"[demo cnnspot] uap fooling rate on held-out test fakes at 8/255: {rate:.4f} (sign noise {noise_rate:.4f})")
+    # measured (seed 0): 1.0, and random sign noise of the same 8/255 also fools 1.0 of them: the
+    # demo's cnnspot, trained without noise augmentation, is not robust even to random noise of
+    # that budget, so unlike on the attack-suite detector (noise 0.0) no margin over noise is asserted
+    assert rate >= 0.5
