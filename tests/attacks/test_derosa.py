@@ -205,7 +205,7 @@ def test_robust_fgsm_survives_each_transform_at_least_as_well_as_pgd(trained):
     # tiny noise (1.0 vs 0.781 for both); under the 15 transforms that move, blur or resample the
     # image robust-fgsm is ahead or equal on every one (e.g. shift-20-20 1.0 vs 0.781, down0.3
     # 0.219 vs 0.062; mean 0.573 vs 0.504). Across other trainings of the bench detector the
-    # margin ranged 0.01-0.15, so the mean is asserted ahead by 0.03 and each transform within one image
+    # mean lead over all 17 ranged 0.01-0.15, so the mean is asserted ahead by 0.03 and each transform within one image
     moved = [(n, r, p) for n, r, p in rows if n not in ("identity", "noise0.01")]
     assert len(moved) == 15
     for name, r, p in moved:
@@ -234,7 +234,7 @@ def test_uap_fools_half_of_the_held_out_fakes_at_8_255(trained):
     bench.record("uap fooling rate per pass on the fit set's held-out 20%", report["fooling_rate"])
     assert report["n_fit"] + report["n_val"] == len(xf) and report["n_val"] == int(len(xf) * 0.2)
     # measured: 0.969 (seed 0, the test's; 0.41-0.63 on weaker trainings of the bench detector,
-    # 3 of 5 at or above one half), far above random sign noise of the same budget (0.0)
+    # 3 of the 5 trainings tried at or above one half), far above random sign noise of the same budget (0.0)
     noise = (torch.randint(0, 2, (1, *bench.fake_x.shape[1:]), generator=torch.Generator().manual_seed(0)) * 2 - 1)
     noise_rate = asr(det, (bench.fake_x + noise * 8 / 255).clamp(0, 1))
     bench.record("random sign noise 8/255: fooling rate on the same images", noise_rate)
