@@ -115,8 +115,9 @@ def build_bench() -> Bench:
     torch.manual_seed(SEED)
     cfg = train_config(side, seed=SEED)
     # one intra-op thread whatever the caller set: convolutions sum in a thread-count-dependent
-    # order, and after 150 optimiser steps that rounding alone moved the test AUC by 0.03 and the
-    # attack margins with it; the bench detector is the same in every test order and machine
+    # order, and with this few optimiser steps that rounding alone moved the test AUC by 0.03 and
+    # the attack margins with it; the bench detector is the same in every test order and thread
+    # setting (another CPU's vector width can still round differently)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
