@@ -39,12 +39,13 @@ EPS = 4 / 255
 
 
 def _adv(out: Path, name: str, manifest: Path, init: Path | None, adv: AdvConfig, seed: int,
-         detector: str = "cnnspot", epochs: int = 20, lr: float = 5e-4) -> Path:
+         detector: str = "cnnspot", epochs: int = 20, lr: float = 5e-4, width: int = ARCH["width"]) -> Path:
     ck = out / "checkpoints" / name
     if not (ck / "config.json").exists():
         cfg = TrainConfig(**{**FINETUNE, "epochs": epochs, "patience": epochs, "lr": lr}, seed=seed,
                           init=str(init) if init else None, progress=False)
-        det, _ = train_detector(detector, manifest, ck, cfg, objective=AdversarialObjective(adv, seed=seed), **ARCH)
+        det, _ = train_detector(detector, manifest, ck, cfg, objective=AdversarialObjective(adv, seed=seed),
+                                **{**ARCH, "width": width})
         det.meta["defense"] = {"adv": adv.__dict__}
         det.save(ck)
     return ck
@@ -66,6 +67,9 @@ def main() -> None:
     ap.add_argument("--ft-epochs", type=int, default=20, help="epochs of each adversarial fine-tuning of cnnspot")
     ap.add_argument("--scratch-epochs", type=int, default=30,
                     help="epochs of res50nodown PGD-AT from scratch (0: skip that row)")
+    ap.add_argument("--wide-epochs", type=int, default=100,
+                    help="epochs of the wide cnnspot's evade PGD-5 AT from scratch (0: skip that row)")
+    ap.add_argument("--wide-width", type=int, default=32, help="width of that cnnspot (the others have 16)")
     ap.add_argument("--only", default=None, help="semicolon-separated subset of the rows to evaluate")
     ap.add_argument("--groups", default="base,cheap,trained,finetuned,scratch",
                     help="rows to build and evaluate: base (undefended), cheap (purifiers, kNN, TRIM: no training), "
@@ -158,6 +162,11 @@ def main() -> None:
         rows[f"res50nodown pgd-at evade ({args.scratch_epochs} epochs from scratch)"] = ("scratch", adv(
             "r50nd-pgd-evade-scratch", AdvConfig("pgd", eps, steps=3, direction="evade", warmup=300), init=False,
             detector="res50nodown", epochs=args.scratch_epochs, lr=1e-3))
+    if args.wide_epochs > 0:  # capacity, a stronger inner attack and a long schedule: the best AT row measured
+        w, n = args.wide_width, args.wide_epochs
+        rows[f"cnnspot width {w} pgd-at evade ({n} epochs of PGD-5 from scratch)"] = ("scratch", adv(
+            f"cnn-w{w}-pgd5-evade-scratch-{n}", AdvConfig("pgd", eps, steps=5, direction="evade", warmup=600),
+            init=False, epochs=n, lr=1e-3, width=w))
     groups = {g.strip() for g in args.groups.split(",")}
     keep = {k.strip() for k in args.only.split(";")} if args.only else None
     if keep is not None and keep - set(rows):
