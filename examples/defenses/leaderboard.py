@@ -39,10 +39,11 @@ EPS = 4 / 255
 
 
 def _adv(out: Path, name: str, manifest: Path, init: Path | None, adv: AdvConfig, seed: int,
-         detector: str = "cnnspot", epochs: int = 20, lr: float = 5e-4, width: int = ARCH["width"]) -> Path:
+         detector: str = "cnnspot", epochs: int = 20, lr: float = 5e-4, width: int = ARCH["width"],
+         crop: int = FINETUNE["crop"]) -> Path:
     ck = out / "checkpoints" / name
     if not (ck / "config.json").exists():
-        cfg = TrainConfig(**{**FINETUNE, "epochs": epochs, "patience": epochs, "lr": lr}, seed=seed,
+        cfg = TrainConfig(**{**FINETUNE, "epochs": epochs, "patience": epochs, "lr": lr, "crop": crop}, seed=seed,
                           init=str(init) if init else None, progress=False)
         det, _ = train_detector(detector, manifest, ck, cfg, objective=AdversarialObjective(adv, seed=seed),
                                 **{**ARCH, "width": width})
@@ -68,13 +69,14 @@ def main() -> None:
     ap.add_argument("--scratch-epochs", type=int, default=30,
                     help="epochs of res50nodown PGD-AT from scratch (0: skip that row)")
     ap.add_argument("--wide-epochs", type=int, default=100,
-                    help="epochs of the wide cnnspot's evade PGD-5 AT from scratch (0: skip that row)")
+                    help="epochs of the wide cnnspot's PGD-5 AT from scratch, both directions, on whole "
+                         "64-px patches (0: skip that row)")
     ap.add_argument("--wide-width", type=int, default=32, help="width of that cnnspot (the others have 16)")
     ap.add_argument("--only", default=None, help="semicolon-separated subset of the rows to evaluate")
     ap.add_argument("--groups", default="base,cheap,trained,finetuned,scratch",
                     help="rows to build and evaluate: base (undefended), cheap (purifiers, kNN, TRIM: no training), "
                          "trained (the demo's res50nodown-at, its ensemble, smoothing), finetuned (cnnspot PGD-AT / "
-                         "TRADES / FGSM-RS), scratch (res50nodown PGD-AT from scratch)")
+                         "TRADES / FGSM-RS), scratch (res50nodown and wide-cnnspot PGD-AT from scratch)")
     ap.add_argument("--board", default=None, help="write the leaderboard under OUT/BOARD (checkpoints stay in OUT)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -162,11 +164,11 @@ def main() -> None:
         rows[f"res50nodown pgd-at evade ({args.scratch_epochs} epochs from scratch)"] = ("scratch", adv(
             "r50nd-pgd-evade-scratch", AdvConfig("pgd", eps, steps=3, direction="evade", warmup=300), init=False,
             detector="res50nodown", epochs=args.scratch_epochs, lr=1e-3))
-    if args.wide_epochs > 0:  # capacity, a stronger inner attack and a long schedule: the best AT row measured
+    if args.wide_epochs > 0:  # capacity, PGD-5 both ways, whole patches, a long schedule: the best AT row measured
         w, n = args.wide_width, args.wide_epochs
-        rows[f"cnnspot width {w} pgd-at evade ({n} epochs of PGD-5 from scratch)"] = ("scratch", adv(
-            f"cnn-w{w}-pgd5-evade-scratch-{n}", AdvConfig("pgd", eps, steps=5, direction="evade", warmup=600),
-            init=False, epochs=n, lr=1e-3, width=w))
+        rows[f"cnnspot width {w} pgd-at both ({n} epochs of PGD-5 from scratch, 64-px patches)"] = ("scratch", adv(
+            f"cnn-w{w}-pgd5-both-scratch-{n}-crop64", AdvConfig("pgd", eps, steps=5, direction="both", warmup=600),
+            init=False, epochs=n, lr=1e-3, width=w, crop=64))
     groups = {g.strip() for g in args.groups.split(",")}
     keep = {k.strip() for k in args.only.split(";")} if args.only else None
     if keep is not None and keep - set(rows):
