@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fakebench import detectors
+from fakebench import detectors, metrics
 from fakebench.builtin.generate import _downscale2, _views
 from fakebench.builtin.sources import bundled_photos
 from fakebench.data import load_dataset, select
@@ -45,9 +45,8 @@ def sources(fakes: list, keep: list[int], patch: int) -> torch.Tensor:
     return torch.stack(out)
 
 
-def scores(det: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return torch.cat([det(x[i:i + 128]).flatten() for i in range(0, len(x), 128)]).numpy()
+def tpr(det: torch.nn.Module, x: torch.Tensor, t: float) -> float:
+    return float((det.score(x, 128).flatten() > t).float().mean())
 
 
 def main() -> None:
@@ -82,9 +81,8 @@ def main() -> None:
         print("\n| detector | TPR on the fakes | TPR after the source oracle | TPR on the sources |\n|---|---|---|---|")
     for ck in args.checkpoints:
         det = detectors.load(ck).eval()
-        t = float(np.quantile(scores(det, xv)[yv == 0], 0.90))
-        print(f"| {ck} | {np.mean(scores(det, xf) > t):.3f} | {np.mean(scores(det, oracle) > t):.3f} "
-              f"| {np.mean(scores(det, src) > t):.3f} |")
+        t = metrics.threshold_at_fpr(det.score(xv, 128).flatten().numpy()[yv == 0], 0.10)
+        print(f"| {ck} | {tpr(det, xf, t):.3f} | {tpr(det, oracle, t):.3f} | {tpr(det, src, t):.3f} |")
 
 
 if __name__ == "__main__":

@@ -52,12 +52,15 @@ def test_source_gap_refuses_post_processed_builds(tmp_path, monkeypatch, capsys)
         gap.main()
 
 
-def test_balanced_threshold_maximises_balanced_accuracy():
+def test_protocol_thresholds_maximise_balanced_accuracy_and_keep_val_fpr_at_10_percent():
     prot = _load("protocols")
     s = np.array([0.1, 0.2, 0.3, 0.6, 0.35, 0.7, 0.8, 0.9])
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    t = prot.balanced_threshold(s, y)
+    t, tb = prot.thresholds(s, y)
     # best split: 0.35 and above is fake except the real at 0.6 -> cut at 0.3 (TPR 1, TNR 0.75) or 0.6 (0.75, 1)
     bacc = 0.5 * (np.mean(s[y == 1] > t) + np.mean(s[y == 0] <= t))
     assert bacc == pytest.approx(0.875)
     assert all(0.5 * (np.mean(s[y == 1] > c) + np.mean(s[y == 0] <= c)) <= bacc for c in s)
+    reals = np.linspace(-3, 3, 40)  # 10% of 40: at most 4 reals above (b)
+    _, tb = prot.thresholds(np.r_[reals, [5.0]], np.r_[np.zeros(40, int), [1]])
+    assert np.sum(reals > tb) == 4
