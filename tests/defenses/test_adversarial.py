@@ -73,13 +73,48 @@ def test_cli_trains_adversarially_and_records_the_defense(tiny_dataset, tmp_path
     out = tmp_path / "ck"
     rc = main(["train", "cnnspot", "--data", str(tiny_dataset), "--out", str(out), "--arch", "resnet10", "--width",
                "8", "--epochs", "1", "--crop", "0", "--no-progress", "--adv", "trades", "--adv-eps", "2/255",
-               "--adv-steps", "2", "--adv-direction", "both"])
+               "--adv-steps", "2", "--adv-direction", "both", "--ema", "0.9"])
     assert rc == 0
     meta = json.loads((out / "config.json").read_text())["meta"]
     assert meta["defense"]["adv"]["kind"] == "trades" and meta["defense"]["adv"]["eps"] == pytest.approx(2 / 255)
     log = json.loads((out / "train_log.json").read_text())
     assert "val_robust_auc" in log["epochs"][0]  # epochs are chosen on attacked validation images
+    assert log["config"]["ema"] == pytest.approx(0.9)
     rc = main(["train", "cnnspot", "--data", str(tiny_dataset), "--out", str(tmp_path / "bad"), "--adv", "pgd",
                "--adv-eps=-1/255", "--no-progress"])
     assert rc == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("fakebench: error: adv_eps:")
+
+
+def test_weight_averaging_keeps_the_exponential_average_of_the_steps(tiny_dataset):
+    """TrainConfig(ema=d): the kept weights are e_1 = w_1, e_k = d e_(k-1) + (1 - d) w_k over the
+    weights after each optimiser step (parameters and batch-norm statistics). The objective
+    records the weights before each step; its last call touches no parameter, so Adam skips
+    them and the final weights equal the ones recorded last."""
+    from fakebench.data import load_dataset
+    from fakebench.train.loop import TrainConfig, build_trainable, fit
+
+    samples = load_dataset(tiny_dataset)
+    det = build_trainable("cnnspot", arch="resnet10", width=8)
+    n_steps, snaps = 4, []
+
+    def objective(model, x, y):
+        snaps.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        if len(snaps) == n_steps:
+            return torch.zeros((), requires_grad=True)
+        return F.binary_cross_entropy_with_logits(model(x), y.float())
+
+    cfg = TrainConfig(epochs=1, max_steps=n_steps, batch_size=4, lr=1e-2, crop=32, ema=0.6, progress=False)
+    fit(det, samples[: len(samples) // 2 * 2], samples, cfg.resolved({}), objective=objective)
+    weights = snaps[1:] + [snaps[-1]]  # w_1 .. w_N
+    float_keys = [k for k, v in weights[0].items() if v.is_floating_point()]
+    expect = {k: weights[0][k].clone() for k in float_keys}
+    for w in weights[1:]:
+        for k in float_keys:
+            expect[k] = 0.6 * expect[k] + 0.4 * w[k]
+    got = det.state_dict()
+    assert max(float((got[k] - expect[k]).abs().max()) for k in float_keys) < 1e-5
+    moved = max(float((weights[-1][k] - expect[k]).abs().max()) for k in float_keys)
+    assert moved > 1e-4  # the average differs from the last weights: the test can tell them apart
+    with pytest.raises(ConfigError, match="ema: expected a decay in"):
+        TrainConfig(ema=1.0).resolved({})

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
                 "crop": args.crop, "blur_prob": args.blur_prob, "jpeg_prob": args.jpeg_prob, "patience": args.patience,
                 "seed": args.seed, "progress": not args.no_progress, "share_prob": args.share_prob,
                 "schedule": args.schedule, "init": args.init, "device": args.device,
-                "eval_crop": args.eval_crop or None}
+                "eval_crop": args.eval_crop or None, "ema": args.ema}
     if args.recipe:
         from ..train.recipes import get_recipe, recipe_config
 
@@ -110,6 +110,9 @@ def add_parser(sub: Any) -> None:
                    help="probability of a social-network sharing augmentation (facebook / x / telegram)")
     s.add_argument("--schedule", choices=["constant", "cosine"], default=None, help="learning-rate schedule (constant)")
     s.add_argument("--patience", type=int, default=None, help="(default 3)")
+    s.add_argument("--ema", type=float, default=None,
+                   help="keep an exponential moving average of the weights with this per-step decay "
+                        "(e.g. 0.998); validation and the saved checkpoint use it (default off)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK per process)")
     s.add_argument("--no-progress", action="store_true")

@@ -66,9 +66,16 @@ class TrainConfig:
     #: CNNDetection protocol); N sets the detector's ``crop`` option (centre crop of N inside
     #: ``forward``). Training-time validation, ``evaluate`` and ``attack`` all apply it.
     eval_crop: int | None = None
+    #: exponential moving average of the weights (and batch-norm statistics), decay per step;
+    #: 0 turns it off. Validation, epoch selection and the saved checkpoint use the averaged
+    #: weights (Gowal et al. 2020 found weight averaging a robust-accuracy gain in adversarial
+    #: training). About 0.99-0.999 for runs of a few thousand steps.
+    ema: float = 0.0
 
     def resolved(self, recipe: dict[str, Any]) -> "TrainConfig":
         defaults = {"batch_size": 64, "lr": 1e-4, "crop": None, "blur_prob": 0.0, "jpeg_prob": 0.0}
+        if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0 <= self.ema < 1:
+            raise ConfigError(f"ema: expected a decay in [0, 1), got {self.ema!r}")
         out = TrainConfig(**asdict(self))
         for k, v in defaults.items():
             if getattr(out, k) is None:
@@ -309,6 +316,10 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
     sched = _schedule(opt, cfg, total)
     # fine-tuning from a checkpoint (cfg.init) starts from a trained detector: no warning then
     few = "" if cfg.init else few_steps_warning(total, len(dl), len(train), int(cfg.batch_size))
+    # the weights validated, selected and kept: the running average when cfg.ema > 0
+    ema = (torch.optim.swa_utils.AveragedModel(det, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
+        float(cfg.ema)), use_buffers=True) if cfg.ema else None)
+    kept_model = ema.module if ema is not None else det
     eval_tf = None  # validation = evaluation: whole images, the detector's own preprocessing (its crop option)
     best_auc, best_state, bad_epochs, step = -1.0, None, 0, 0
     history: dict[str, Any] = {"config": asdict(cfg), "epochs": [], "warnings": [few] if few else []}
@@ -318,20 +329,20 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
     bar = progress_bar(total, f"train {name}", cfg.progress, unit="step")
     for epoch in range(cfg.epochs):
         ds.set_epoch(epoch)
-        losses, step = _epoch(det, model, dl, opt, sched, objective, cfg, step, bar)
-        yv, sv = predict_samples(det, val, cfg.eval_batch_size, eval_tf) if val else (np.zeros(0), np.zeros(0))
+        losses, step = _epoch(det, model, dl, opt, sched, objective, cfg, step, bar, ema)
+        yv, sv = predict_samples(kept_model, val, cfg.eval_batch_size, eval_tf) if val else (np.zeros(0), np.zeros(0))
         val_auc = metrics.auc(yv, sv) if len(yv) else float("nan")
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None, "val_auc": val_auc,
                   "steps": step}
         if val_attack is not None and val:
-            ya, sa = predict_samples(det, val, cfg.eval_batch_size, eval_tf, attack=val_attack)
+            ya, sa = predict_samples(kept_model, val, cfg.eval_batch_size, eval_tf, attack=val_attack)
             record["val_robust_auc"] = val_auc = metrics.auc(ya, sa)
         history["epochs"].append(record)
         log.info("epoch %d: train loss %.4f, val AUC %.4f", epoch, np.mean(losses) if losses else float("nan"), val_auc)
         score = val_auc if np.isfinite(val_auc) else -float(np.mean(losses) if losses else 0.0)
         if score > best_auc + 1e-6:
             best_auc, bad_epochs = score, 0
-            best_state = {k: v.detach().clone() for k, v in det.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in kept_model.state_dict().items()}
         else:
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
@@ -352,9 +363,11 @@ def fit(det: torch.nn.Module, train: list[Sample], val: list[Sample], cfg: Train
 
 
 def _epoch(det: torch.nn.Module, model: torch.nn.Module, dl: DataLoader, opt: torch.optim.Optimizer, sched: Any,
-           objective: Objective, cfg: TrainConfig, step: int, bar: Any) -> tuple[list[float], int]:
+           objective: Objective, cfg: TrainConfig, step: int, bar: Any,
+           ema: Any = None) -> tuple[list[float], int]:
     """One pass over ``dl`` (stops at ``cfg.max_steps``). ``model`` is ``det`` or its DDP
-    wrapper. Returns (losses, step count so far)."""
+    wrapper; ``ema`` (an ``AveragedModel`` of ``det``) is updated after every step.
+    Returns (losses, step count so far)."""
     det.train()
     device = next(iter(det.parameters()), torch.zeros(0)).device
     losses: list[float] = []
@@ -368,6 +381,8 @@ def _epoch(det: torch.nn.Module, model: torch.nn.Module, dl: DataLoader, opt: to
         loss.backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(det)
         losses.append(float(loss.detach()))
         step += 1
         bar.update(1)
