@@ -36,14 +36,16 @@ CLEAN = dict(epochs=12, batch_size=32, lr=1e-3, schedule="cosine", blur_prob=0.1
 FINETUNE = dict(epochs=20, batch_size=32, lr=5e-4, schedule="cosine", blur_prob=0.1, jpeg_prob=0.1, crop=48,
                 patience=20)
 EPS = 4 / 255
+#: per-step decay of the wide rows' weight average (TrainConfig.ema)
+WIDE_EMA = 0.996
 
 
 def _adv(out: Path, name: str, manifest: Path, init: Path | None, adv: AdvConfig, seed: int,
          detector: str = "cnnspot", epochs: int = 20, lr: float = 5e-4, width: int = ARCH["width"],
-         crop: int = FINETUNE["crop"]) -> Path:
+         crop: int = FINETUNE["crop"], ema: float = 0.0) -> Path:
     ck = out / "checkpoints" / name
     if not (ck / "config.json").exists():
-        cfg = TrainConfig(**{**FINETUNE, "epochs": epochs, "patience": epochs, "lr": lr, "crop": crop}, seed=seed,
+        cfg = TrainConfig(**{**FINETUNE, "epochs": epochs, "patience": epochs, "lr": lr, "crop": crop, "ema": ema}, seed=seed,
                           init=str(init) if init else None, progress=False)
         det, _ = train_detector(detector, manifest, ck, cfg, objective=AdversarialObjective(adv, seed=seed),
                                 **{**ARCH, "width": width})
@@ -58,7 +60,7 @@ def main() -> None:
     ap.add_argument("--real-dir", action="append", default=[])
     ap.add_argument("--tae-weights", default=None, help="TAE weights for the benchmark's TAE fakes")
     ap.add_argument("--purify-tae", default=None, help="TAE weights for the TAE round-trip purifier")
-    ap.add_argument("--limit", type=int, default=150, help="test images (seeded subset)")
+    ap.add_argument("--limit", type=int, default=150, help="test images (seeded subset; 0: all)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--eot-iter", type=int, default=4)
@@ -164,11 +166,19 @@ def main() -> None:
         rows[f"res50nodown pgd-at evade ({args.scratch_epochs} epochs from scratch)"] = ("scratch", adv(
             "r50nd-pgd-evade-scratch", AdvConfig("pgd", eps, steps=3, direction="evade", warmup=300), init=False,
             detector="res50nodown", epochs=args.scratch_epochs, lr=1e-3))
-    if args.wide_epochs > 0:  # capacity, PGD-5 both ways, whole patches, a long schedule: the best AT row measured
+    if args.wide_epochs > 0:  # capacity, PGD-5 both ways, whole patches, weight averaging: the best AT rows measured
         w, n = args.wide_width, args.wide_epochs
-        rows[f"cnnspot width {w} pgd-at both ({n} epochs of PGD-5 from scratch, 64-px patches)"] = ("scratch", adv(
-            f"cnn-w{w}-pgd5-both-scratch-{n}-crop64", AdvConfig("pgd", eps, steps=5, direction="both", warmup=600),
-            init=False, epochs=n, lr=1e-3, width=w, crop=64))
+
+        def wide(train_eps: int) -> Callable[[], str]:
+            return adv(f"cnn-w{w}-pgd5-both-scratch-{n}-crop64-ema-eps{train_eps}",
+                       AdvConfig("pgd", train_eps / 255, steps=5, direction="both", warmup=600),
+                       init=False, epochs=n, lr=1e-3, width=w, crop=64, ema=WIDE_EMA)
+
+        about = f"({n} epochs of PGD-5 from scratch, 64-px patches, EMA)"
+        rows[f"cnnspot width {w} pgd-at both at 4/255 {about}"] = ("scratch", wide(4))
+        rows[f"cnnspot width {w} pgd-at both at 6/255 {about}"] = ("scratch", wide(6))
+        rows[f"ensemble mean: the two width-{w} pgd-at rows (trained at 4/255 and 6/255)"] = (
+            "scratch", lambda: detectors.create("ensemble", members={"at4": wide(4)(), "at6": wide(6)()}))
     groups = {g.strip() for g in args.groups.split(",")}
     keep = {k.strip() for k in args.only.split(";")} if args.only else None
     if keep is not None and keep - set(rows):
@@ -180,7 +190,7 @@ def main() -> None:
     out = out / args.board if args.board else out
     s = Settings(eps=(2 / 255, 4 / 255, 8 / 255), steps=args.steps, queries=args.queries, eot_iter=args.eot_iter,
                  seed=args.seed)
-    board = robustness(dets, manifest, s, limit=args.limit, out=out, progress=True)
+    board = robustness(dets, manifest, s, limit=args.limit or None, out=out, progress=True)
     print(board.markdown())
     (out / "timing.json").write_text(json.dumps({"seconds": time.time() - t0}))
 
