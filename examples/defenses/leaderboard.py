@@ -45,8 +45,8 @@ def _adv(out: Path, name: str, manifest: Path, init: Path | None, adv: AdvConfig
          crop: int = FINETUNE["crop"], ema: float = 0.0) -> Path:
     ck = out / "checkpoints" / name
     if not (ck / "config.json").exists():
-        cfg = TrainConfig(**{**FINETUNE, "epochs": epochs, "patience": epochs, "lr": lr, "crop": crop, "ema": ema}, seed=seed,
-                          init=str(init) if init else None, progress=False)
+        cfg = TrainConfig(**{**FINETUNE, "epochs": epochs, "patience": epochs, "lr": lr, "crop": crop, "ema": ema},
+                          seed=seed, init=str(init) if init else None, progress=False)
         det, _ = train_detector(detector, manifest, ck, cfg, objective=AdversarialObjective(adv, seed=seed),
                                 **{**ARCH, "width": width})
         det.meta["defense"] = {"adv": adv.__dict__}

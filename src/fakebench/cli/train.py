@@ -112,7 +112,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--patience", type=int, default=None, help="(default 3)")
     s.add_argument("--ema", type=float, default=None,
                    help="keep an exponential moving average of the weights with this per-step decay "
-                        "(e.g. 0.998); validation and the saved checkpoint use it (default off)")
+                        "(e.g. 0.996); validation and the saved checkpoint use it (default off)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK per process)")
     s.add_argument("--no-progress", action="store_true")
